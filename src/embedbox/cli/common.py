@@ -1,0 +1,88 @@
+"""Shared pieces of the CLI: the app, output helpers, progress bars, cached embedders."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+app = typer.Typer(
+    name="embedbox",
+    help="Local-first embeddings: embed, compare, store and search text, words and images.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ModelOpt = typer.Option("all-MiniLM-L6-v2", "--model", "-m", help="Catalog name, HF id or folder.")
+ComputeOpt = typer.Option("auto", "--compute", help="auto | fp32 | bf16 | fp16 (auto: bf16 on CPUs with native bf16).")
+JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one line to stderr and exit non-zero."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+    sys.exit(code)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=_jsonable) + "\n")
+
+
+def _jsonable(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on a terminal (stderr); a no-op callback otherwise."""
+    if not enabled or not err_console.is_terminal:
+        yield lambda done, total: None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+_embedders: dict[tuple[str, str, int | None], Any] = {}
+
+
+def get_embedder(model: str, compute: str = "auto", threads: int | None = None) -> Any:
+    """Load (once per process) the embedder for `model`."""
+    key = (model, compute, threads)
+    if key not in _embedders:
+        from embedbox.embed import Embedder
+
+        with err_console.status(f"loading {model}…") if err_console.is_terminal else _null():
+            _embedders[key] = Embedder(model, compute=compute, threads=threads)
+    return _embedders[key]
+
+
+@contextmanager
+def _null() -> Iterator[None]:
+    yield

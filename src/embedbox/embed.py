@@ -1,0 +1,418 @@
+"""The `Embedder` facade: validation, prompts, truncation policy, batching, precision, progress."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from embedbox import hardware, models
+from embedbox.catalog import DEFAULT_TEXT_MODEL, ModelSpec
+from embedbox.errors import InputError, TruncationError
+from embedbox.models.text import TextEncoder, TextModelInfo, read_model_info
+from embedbox.quantize import Int8Calibration, Precision, check_precision, quantize
+from embedbox.similarity import Metric, similarity_matrix
+
+Compute = Literal["auto", "fp32", "bf16", "fp16"]
+Progress = Callable[[int, int], None]
+InputType = Literal["query", "document"]
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Prompt names that mean "query" / "document" across model families.
+QUERY_NAMES = ("query", "search_query", "retrieval.query")
+DOCUMENT_NAMES = ("document", "passage", "search_document", "retrieval.passage")
+
+
+class TruncationWarning(UserWarning):
+    """Some texts were longer than the model's maximum and were cut."""
+
+
+@dataclass(frozen=True)
+class EmbedderOptions:
+    """How to run the model; fixed for the life of an `Embedder`."""
+
+    compute: Compute = "auto"
+    device: str | None = None
+    threads: int | None = None
+    batch_tokens: int = 8192
+    max_batch_size: int = 128
+    max_tokens: int | None = None
+    chunk_overlap: int = 32
+
+
+@dataclass
+class EmbedResult:
+    """Vectors plus what happened on the way: token counts, truncated and chunked items."""
+
+    vectors: np.ndarray
+    token_counts: list[int] = field(default_factory=list)
+    truncated: list[int] = field(default_factory=list)
+    chunked: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
+@dataclass
+class _Item:
+    index: int
+    ids: list[int]
+    prompt_tokens: int = 0
+
+
+class Embedder:
+    """Embed texts with one transformer model, faithful to sentence-transformers.
+
+    >>> emb = Embedder()                       # all-MiniLM-L6-v2 from the installed package
+    >>> vecs = emb.embed(["a cat", "a kitten"])  # float32 (2, 384), L2-normalised
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_TEXT_MODEL,
+        options: EmbedderOptions | None = None,
+        **overrides: Any,
+    ) -> None:
+        opts = options or EmbedderOptions()
+        if overrides:
+            opts = EmbedderOptions(**{**opts.__dict__, **overrides})
+        self.options = opts
+        path, spec = models.resolve(model)
+        self.spec: ModelSpec | None = spec
+        info = read_model_info(path)
+        if spec is not None and not info.prompts and spec.prompts:
+            info = TextModelInfo(**{**info.__dict__, "prompts": dict(spec.prompts)})
+        if opts.max_tokens is not None:
+            if opts.max_tokens < 8 or opts.max_tokens > info.max_tokens:
+                raise InputError(f"max_tokens must be between 8 and {info.max_tokens}")
+            info = TextModelInfo(**{**info.__dict__, "max_tokens": opts.max_tokens})
+        if opts.threads is not None:
+            if opts.threads < 1:
+                raise InputError("threads must be at least 1")
+            torch.set_num_threads(opts.threads)
+        device = opts.device or hardware.default_device()
+        if opts.compute not in ("auto", *DTYPES):
+            raise InputError(f"unknown compute {opts.compute!r}; choose auto, fp32, bf16 or fp16")
+        dtype = hardware.auto_dtype(device) if opts.compute == "auto" else DTYPES[opts.compute]
+        self.name = spec.name if spec else str(model)
+        self.encoder = TextEncoder(info, device, dtype)
+        self.info = info
+        self._lock = threading.Lock()  # one forward pass at a time: torch already uses all cores
+        self._int8: Int8Calibration | None = None
+
+    # ---- properties ------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.info.dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self.info.max_tokens
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.encoder.dtype
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.info.tasks
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "path": str(self.info.path),
+            "architecture": self.info.architecture,
+            "dim": self.dim,
+            "max_tokens": self.max_tokens,
+            "pooling": self.info.pooling,
+            "normalize": self.info.normalize,
+            "compute": str(self.dtype).removeprefix("torch."),
+            "device": str(self.encoder.device),
+            "prompts": self.info.prompts,
+            "tasks": list(self.tasks),
+        }
+
+    # ---- public API ------------------------------------------------------------------
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        input_type: InputType | None = None,
+        task: str | None = None,
+        dimensions: int | None = None,
+        precision: Precision | str = "float32",
+        truncate: bool | Literal["error"] = True,
+        long_text: Literal["truncate", "chunk"] = "truncate",
+        allow_empty: bool = False,
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """Embed `texts` -> array (n, dim) of `precision` (float32 by default), L2-normalised
+        when the model normalises.
+
+        Texts longer than the model's maximum are truncated with a `TruncationWarning`
+        (`truncate=False`: silently, still listed in `encode(...).truncated`; `"error"`: raise),
+        or embedded whole as pooled overlapping windows with `long_text="chunk"`.
+        """
+        return self.encode(
+            texts,
+            prompt=prompt,
+            prompt_name=prompt_name,
+            input_type=input_type,
+            task=task,
+            dimensions=dimensions,
+            precision=precision,
+            truncate=truncate,
+            long_text=long_text,
+            allow_empty=allow_empty,
+            progress=progress,
+        ).vectors
+
+    def embed_one(self, text: str, **kwargs: Any) -> np.ndarray:
+        """Embed one text -> 1-D vector."""
+        if not isinstance(text, str):
+            raise InputError(f"embed_one takes a string, got {type(text).__name__}")
+        return self.embed([text], **kwargs)[0]
+
+    def similarity(
+        self, a: Sequence[str] | np.ndarray, b: Sequence[str] | np.ndarray | None = None
+    ) -> np.ndarray:
+        """Similarity matrix between texts (or vectors) with the model's similarity function."""
+        va = a if isinstance(a, np.ndarray) else self.embed(a)
+        vb = va if b is None else (b if isinstance(b, np.ndarray) else self.embed(b))
+        metric: Metric = "dot" if self.info.similarity_fn == "dot" else "cosine"
+        return similarity_matrix(va, vb, metric)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.encoder.tokenize(_validate(texts, allow_empty=True))]
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        input_type: InputType | None = None,
+        task: str | None = None,
+        dimensions: int | None = None,
+        precision: Precision | str = "float32",
+        truncate: bool | Literal["error"] = True,
+        long_text: Literal["truncate", "chunk"] = "truncate",
+        allow_empty: bool = False,
+        progress: Progress | None = None,
+    ) -> EmbedResult:
+        """Like `embed`, returning an `EmbedResult` with token counts and truncation info."""
+        texts = _validate(texts, allow_empty)
+        precision = check_precision(precision)
+        if long_text not in ("truncate", "chunk"):
+            raise InputError(f"long_text must be 'truncate' or 'chunk', not {long_text!r}")
+        if truncate not in (True, False, "error"):
+            raise InputError(f"truncate must be True, False or 'error', not {truncate!r}")
+        if dimensions is not None and not 1 <= dimensions <= self.dim:
+            raise InputError(f"dimensions must be between 1 and {self.dim}, got {dimensions}")
+        task = self._choose_task(task, input_type)
+        prefix = self._choose_prompt(prompt, prompt_name, input_type)
+        if not texts:
+            width = dimensions or self.dim
+            empty = quantize(np.zeros((0, width), np.float32), "float32")
+            return EmbedResult(quantize(empty, precision, self._calibration(precision)))
+        with self._lock:
+            self.encoder.set_task(task)
+            result = self._encode(texts, prefix, truncate, long_text, progress)
+        vectors = result.vectors
+        if dimensions is not None and dimensions < vectors.shape[1]:
+            vectors = vectors[:, :dimensions]
+        if self.info.normalize:
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        cal = self._calibration(precision, dimensions)
+        result.vectors = quantize(vectors, precision, cal)
+        return result
+
+    # ---- internals -------------------------------------------------------------------
+    def _choose_task(self, task: str | None, input_type: InputType | None) -> str | None:
+        if not self.tasks:
+            if task is not None:
+                raise InputError(f"model {self.name!r} has no task adapters; drop task={task!r}")
+            return None
+        if task is None and input_type is not None:
+            task = "retrieval.query" if input_type == "query" else "retrieval.passage"
+        if task is None:
+            task = "text-matching" if "text-matching" in self.tasks else self.tasks[0]
+        if task not in self.tasks:
+            raise InputError(f"unknown task {task!r}; this model offers {', '.join(self.tasks)}")
+        return task
+
+    def _choose_prompt(
+        self, prompt: str | None, prompt_name: str | None, input_type: InputType | None
+    ) -> str:
+        if prompt is not None and prompt_name is not None:
+            raise InputError("give either prompt or prompt_name, not both")
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise InputError("prompt must be a string")
+            return prompt
+        prompts = self.info.prompts
+        if prompt_name is not None:
+            if prompt_name not in prompts:
+                known = ", ".join(sorted(prompts)) or "none"
+                raise InputError(f"unknown prompt_name {prompt_name!r}; this model has: {known}")
+            return prompts[prompt_name]
+        if input_type is not None:
+            if input_type not in ("query", "document"):
+                raise InputError(f"input_type must be 'query' or 'document', not {input_type!r}")
+            names = QUERY_NAMES if input_type == "query" else DOCUMENT_NAMES
+            for name in names:
+                if name in prompts:
+                    return prompts[name]
+            return ""
+        if self.info.default_prompt_name:
+            return prompts.get(self.info.default_prompt_name, "")
+        return ""
+
+    def _calibration(self, precision: str, dimensions: int | None = None) -> Int8Calibration | None:
+        """Per-model int8 ranges, fitted once on a shipped calibration corpus."""
+        if precision not in ("int8", "uint8"):
+            return None
+        if self._int8 is None:
+            from embedbox.datasets import calibration_texts
+
+            self._int8 = Int8Calibration.fit(self.embed(calibration_texts()))
+        if dimensions is None or dimensions == self.dim:
+            return self._int8
+        # Truncated vectors are re-normalised, so their range is refitted on truncated vectors.
+        sample = self.embed(calibration_texts(), dimensions=dimensions)
+        return Int8Calibration.fit(sample)
+
+    def _prepare(
+        self, texts: list[str], prefix: str, truncate: bool | Literal["error"], long_text: str
+    ) -> tuple[list[_Item], EmbedResult]:
+        enc = self.encoder
+        limit = self.max_tokens
+        ids_list = enc.tokenize([prefix + t for t in texts])
+        prompt_tokens = 0
+        if prefix and not self.info.include_prompt:
+            prompt_tokens = len(enc.content_ids(prefix))
+        result = EmbedResult(np.empty(0), token_counts=[len(i) for i in ids_list])
+        items: list[_Item] = []
+        for index, ids in enumerate(ids_list):
+            if len(ids) <= limit:
+                items.append(_Item(index, ids, prompt_tokens))
+                continue
+            if long_text == "chunk":
+                windows = self._windows(texts[index], prefix)
+                result.chunked[index] = len(windows)
+                items.extend(_Item(index, w, prompt_tokens) for w in windows)
+                continue
+            if truncate == "error":
+                raise TruncationError(
+                    f"item {index} has {len(ids)} tokens, more than the model's {limit}; "
+                    "shorten it, pass long_text='chunk', or allow truncation"
+                )
+            result.truncated.append(index)
+            items.append(_Item(index, enc.truncate(ids, limit), prompt_tokens))
+        return items, result
+
+    def _windows(self, text: str, prefix: str) -> list[list[int]]:
+        """Overlapping token windows covering all of `text`, each with the prompt and specials."""
+        enc = self.encoder
+        head = enc.content_ids(prefix) if prefix else []
+        content = enc.content_ids(text)
+        special = len(enc.special_prefix) + len(enc.special_suffix)
+        size = self.max_tokens - special - len(head)
+        if size < 16:
+            raise InputError("the prompt leaves too little room for text in each chunk")
+        stride = max(1, size - min(self.options.chunk_overlap, size // 2))
+        starts = range(0, max(len(content) - size, 0) + stride, stride)
+        return [enc.wrap(head + content[s : s + size]) for s in starts if s < len(content) or s == 0]
+
+    def _batches(self, items: list[_Item]) -> list[list[_Item]]:
+        """Length-sorted batches under a token budget (padding waste stays small)."""
+        order = sorted(items, key=lambda it: len(it.ids), reverse=True)
+        batches: list[list[_Item]] = []
+        current: list[_Item] = []
+        for item in order:
+            width = len(current[0].ids) if current else len(item.ids)
+            if current and (
+                (len(current) + 1) * width > self.options.batch_tokens
+                or len(current) >= self.options.max_batch_size
+            ):
+                batches.append(current)
+                current = []
+            current.append(item)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _encode(
+        self,
+        texts: list[str],
+        prefix: str,
+        truncate: bool | Literal["error"],
+        long_text: str,
+        progress: Progress | None,
+    ) -> EmbedResult:
+        items, result = self._prepare(texts, prefix, truncate, long_text)
+        if result.truncated and truncate is True:
+            shown = ", ".join(map(str, result.truncated[:10]))
+            more = "" if len(result.truncated) <= 10 else f" and {len(result.truncated) - 10} more"
+            warnings.warn(
+                f"{len(result.truncated)} of {len(texts)} texts exceed {self.max_tokens} tokens and "
+                f"were truncated (items {shown}{more}); pass long_text='chunk' to embed all "
+                "text, or truncate='error' to fail instead",
+                TruncationWarning,
+                stacklevel=4,
+            )
+        pooled = np.zeros((len(items), self.dim), dtype=np.float32)
+        position = {id(item): n for n, item in enumerate(items)}
+        done = 0
+        for batch in self._batches(items):
+            vecs = self.encoder.embed_batch([it.ids for it in batch], batch[0].prompt_tokens)
+            for item, vec in zip(batch, vecs, strict=True):
+                pooled[position[id(item)]] = vec
+            done += len(batch)
+            if progress is not None:
+                progress(min(done, len(items)), len(items))
+        result.vectors = _merge_chunks(pooled, items, len(texts), self.info.normalize)
+        return result
+
+
+def _merge_chunks(pooled: np.ndarray, items: list[_Item], n: int, normalize: bool) -> np.ndarray:
+    """One vector per text: chunk vectors are averaged, weighted by their token counts."""
+    if len(items) == n:
+        return pooled
+    out = np.zeros((n, pooled.shape[1]), dtype=np.float64)
+    weight = np.zeros(n, dtype=np.float64)
+    for vec, item in zip(pooled, items, strict=True):
+        w = float(len(item.ids))
+        v = vec / max(float(np.linalg.norm(vec)), 1e-12) if normalize else vec
+        out[item.index] += w * v
+        weight[item.index] += w
+    return (out / weight[:, None]).astype(np.float32)
+
+
+def _validate(texts: Sequence[str], allow_empty: bool) -> list[str]:
+    if isinstance(texts, str):
+        raise InputError("embed() takes a list of texts; wrap a single string in a list or use embed_one()")
+    if isinstance(texts, np.ndarray):
+        texts = texts.tolist()
+    if not isinstance(texts, Sequence):
+        raise InputError(f"texts must be a list of strings, got {type(texts).__name__}")
+    out: list[str] = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            kind = "None" if text is None else type(text).__name__
+            raise InputError(f"item {i} is {kind}, not a string")
+        if not allow_empty and not text.strip():
+            raise InputError(
+                f"item {i} is empty or whitespace only; remove it or pass allow_empty=True"
+            )
+        out.append(text)
+    return out
+

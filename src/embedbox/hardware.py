@@ -1,0 +1,50 @@
+"""Run-time detection of what the machine can do fast (never assumed)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags the kernel reports (empty where /proc/cpuinfo is missing)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+@functools.cache
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AMX tiles or AVX-512 BF16)."""
+    flags = cpu_flags()
+    if {"amx_bf16", "avx512_bf16"} & flags:
+        return True
+    # Fall back to what torch's dispatcher saw (e.g. on platforms without /proc/cpuinfo).
+    return torch.backends.cpu.get_cpu_capability() == "AVX512_BF16"
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def auto_dtype(device: str) -> torch.dtype:
+    """The fastest dtype that stays faithful: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."""
+    if device.startswith("cuda"):
+        return torch.float16
+    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+
+
+def describe() -> str:
+    """One line naming the device, threads and fast paths, for benchmark and server banners."""
+    flags = cpu_flags()
+    fast = sorted({"amx_bf16", "avx512_bf16", "avx512_vnni", "avx2"} & flags)
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu flags {fast}, gpu {gpu}"

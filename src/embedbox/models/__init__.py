@@ -1,0 +1,54 @@
+"""Model families behind one loader: resolve a name or folder, then load the right encoder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from embedbox.catalog import ModelSpec, find
+from embedbox.errors import ModelNotFound
+
+
+def resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, ModelSpec | None]:
+    """Find a model's folder on this machine without touching the network.
+
+    Order: an existing local folder, a catalog name (installed package or HF cache), then a Hub id
+    looked up in the local Hugging Face cache. The error lists what was tried and how to fix it.
+    """
+    raw = str(name_or_path)
+    if not raw.strip():
+        raise ModelNotFound("model name is empty; pass a catalog name (see `embedbox models`) or a folder")
+    path = Path(raw).expanduser()
+    if path.is_dir():
+        return path.resolve(), find(path.name)
+    spec = find(raw)
+    if spec is not None:
+        found = spec.local_path()
+        if found is not None:
+            return found, spec
+        how = (
+            f"pip install {spec.install or spec.package}"
+            if spec.package
+            else f"run `{spec.where()}` on a machine with internet and copy the HF cache here, "
+            "or pass the model's local folder"
+        )
+        raise ModelNotFound(f"model {spec.name!r} is not on this machine; {how}")
+    if "/" in raw and not raw.startswith((".", "/", "~")):
+        cached = _hub_snapshot(raw)
+        if cached is not None:
+            return cached, None
+    raise ModelNotFound(
+        f"model {raw!r} not found: no folder at {path.resolve()}, no catalog entry "
+        f"(see `embedbox models`), and no snapshot in the Hugging Face cache; "
+        "pass a local model folder or download it into the cache on a machine with internet"
+    )
+
+
+def _hub_snapshot(repo_id: str) -> Path | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id=repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, HFValidationError, OSError, ValueError):
+        return None
