@@ -1,0 +1,135 @@
+"""Request limits: body size (413) as ASGI middleware, and checks on inputs, names and filters."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from embedbox.server.errors import ApiError, error_response
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `max_bytes` with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.max_bytes
+            except ValueError:
+                response = error_response(400, "invalid Content-Length header", param="body")
+                await response(scope, receive, send)
+                return
+            if too_big:
+                await self._reject(scope, receive, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        whole = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": whole, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413,
+            f"request body is larger than the server's limit of {self.max_bytes} bytes; "
+            "send fewer or shorter inputs per request",
+            param="body",
+            code="body_too_large",
+        )
+        await response(scope, receive, send)
+
+
+def check_texts(texts: list[str], max_inputs: int, max_chars: int, param: str = "input") -> None:
+    """At least one text, at most `max_inputs`, none empty, none over `max_chars` characters."""
+    if not texts:
+        raise ApiError(400, f"{param} must hold at least one text", param=param, code="empty_input")
+    if len(texts) > max_inputs:
+        raise ApiError(
+            400,
+            f"{param} has {len(texts)} items; this server accepts at most {max_inputs} per request",
+            param=param,
+            code="too_many_inputs",
+        )
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise ApiError(
+                400,
+                f"{param}[{i}] is empty or whitespace only",
+                param=f"{param}[{i}]",
+                code="empty_input",
+            )
+        if len(text) > max_chars:
+            raise ApiError(
+                400,
+                f"{param}[{i}] has {len(text)} characters; the limit is {max_chars}",
+                param=f"{param}[{i}]",
+                code="input_too_long",
+            )
+
+
+def check_collection_name(name: str, param: str = "name") -> None:
+    """1-63 characters: letters, digits, `_`, `-`, `.`; starting with a letter or digit."""
+    if not NAME_RE.match(name):
+        raise ApiError(
+            400,
+            f"invalid collection name {name!r}: use 1-63 characters from A-Z a-z 0-9 _ - . "
+            "starting with a letter or digit",
+            param=param,
+            code="invalid_name",
+        )
+
+
+def filter_depth(value: Any) -> int:
+    """Nesting depth of a JSON filter (a scalar is 0)."""
+    if isinstance(value, dict):
+        return 1 + max((filter_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((filter_depth(v) for v in value), default=0)
+    return 0
+
+
+def check_filter(where: Any, max_depth: int, param: str = "where") -> None:
+    if where is None:
+        return
+    if not isinstance(where, dict):
+        raise ApiError(400, f"{param} must be a JSON object", param=param)
+    depth = filter_depth(where)
+    if depth > max_depth:
+        raise ApiError(
+            400,
+            f"{param} is nested {depth} levels deep; the limit is {max_depth}",
+            param=param,
+            code="filter_too_deep",
+        )

@@ -1,0 +1,115 @@
+"""What the embedding routes share: limits, batching, Matryoshka slicing, base64 encoding."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import Request
+
+from embedbox.embed import Embedder, EmbedResult
+from embedbox.server.batcher import Overloaded, RequestTimeout
+from embedbox.server.errors import ApiError
+from embedbox.server.limits import check_texts
+from embedbox.server.pool import ModelPool
+from embedbox.server.schemas import ErrorResponse
+from embedbox.server.settings import ServerSettings
+
+# Error responses documented on every route (so the OpenAPI schema tells the whole truth).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in (
+        (400, "Invalid request; `error.param` names the field"),
+        (401, "Missing or invalid API key"),
+        (403, "Read-only key used for a write"),
+        (404, "Unknown model, collection or item"),
+        (409, "Conflict"),
+        (413, "Body too large"),
+        (503, "Overloaded (see Retry-After) or model unavailable"),
+        (504, "Timed out"),
+    )
+}
+
+
+@dataclass
+class Embedded:
+    model: str
+    embedder: Embedder
+    result: EmbedResult
+
+
+def settings_of(request: Request) -> ServerSettings:
+    settings: ServerSettings = request.app.state.settings
+    return settings
+
+
+def pool_of(request: Request) -> ModelPool:
+    pool: ModelPool = request.app.state.pool
+    return pool
+
+
+async def embed_texts(
+    request: Request,
+    texts: list[str],
+    model: str | None,
+    *,
+    param: str = "input",
+    input_type: Literal["query", "document"] | None = None,
+    dimensions: int | None = None,
+    truncate: bool | None = None,
+) -> Embedded:
+    """Validate, queue on the model's batcher, and post-process one request's texts."""
+    settings = settings_of(request)
+    pool = pool_of(request)
+    check_texts(texts, settings.max_inputs, settings.max_input_chars, param)
+    name = pool.resolve(model)
+    batcher = await pool.get(name)
+    embedder = batcher.embedder
+    if dimensions is not None and not 1 <= dimensions <= embedder.dim:
+        raise ApiError(
+            400,
+            f"dimensions must be between 1 and {embedder.dim} for {name}, got {dimensions}",
+            param="dimensions",
+        )
+    allow_truncation = settings.truncate if truncate is None else truncate
+    options: dict[str, Any] = {"truncate": False if allow_truncation else "error"}
+    if input_type is not None:
+        options["input_type"] = input_type
+    try:
+        result = await batcher.submit(texts, settings.request_timeout_s, **options)
+    except Overloaded as exc:
+        raise ApiError(
+            503,
+            f"server busy: {exc}; retry shortly",
+            type="server_error",
+            code="overloaded",
+            headers={"Retry-After": "1"},
+        ) from None
+    except RequestTimeout as exc:
+        raise ApiError(
+            504, f"request timed out: {exc}", type="server_error", code="timeout"
+        ) from None
+    if dimensions is not None and dimensions < result.vectors.shape[1]:
+        result.vectors = shorten(result.vectors, dimensions, embedder.info.normalize)
+    return Embedded(name, embedder, result)
+
+
+def shorten(vectors: np.ndarray, dimensions: int, normalize: bool) -> np.ndarray:
+    """First `dimensions` columns, re-normalised when the model normalises (as `Embedder` does)."""
+    out = vectors[:, :dimensions]
+    if normalize:
+        out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def to_base64(vector: np.ndarray) -> str:
+    """Little-endian float32 bytes, base64-encoded, as OpenAI sends for `encoding_format=base64`."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def encode_vectors(vectors: np.ndarray, fmt: str) -> list[Any]:
+    if fmt == "base64":
+        return [to_base64(v) for v in vectors]
+    return [row for row in vectors.astype(np.float64).tolist()]
