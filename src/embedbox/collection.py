@@ -1,0 +1,678 @@
+"""Collections: persistent documents + vectors with semantic, keyword and hybrid search.
+
+>>> col = Collection.open("news", create=True)          # all-MiniLM-L6-v2 by default
+>>> col.add(["Rain is forecast for Sydney", "Stocks fell"], metadatas=[{"topic": "weather"}, {}])
+>>> col.search("weather in Australia", k=5, where={"topic": "weather"})
+
+SQLite (one file per collection, WAL) is the source of truth; the vector matrix and the HNSW index
+are derived and rebuilt from it when missing or stale. Long texts are split into token windows
+("chunks"); search ranks documents by their best chunk and hits carry that chunk's span.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from embedbox import catalog
+from embedbox.errors import Conflict, InputError, NotFound
+from embedbox.store import db
+from embedbox.store.ann import AnnIndex, AnnOptions
+from embedbox.store.chunking import ChunkOptions, Span
+from embedbox.store.filters import Where, compile_where
+from embedbox.store.paths import DB_FILE, collection_dir, resolve_data_dir
+from embedbox.store.prepare import Prepared, check_batch, prepare
+from embedbox.store.search import fts_query, rrf, vector_top
+from embedbox.store.vectors import VectorTable, encode_vector, forget, shared_table
+
+Mode = Literal["semantic", "keyword", "hybrid"]
+PRECISIONS = ("float32", "float16")
+_BATCH = 500  # ids per SQL IN (...)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result. `id` is the document id. For a document split into chunks
+    `parent_id` is that id too, `chunk` the window number and `span` its (start, end) in the
+    text; `text` is the matching chunk."""
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+    parent_id: str | None = None
+    span: Span | None = None
+    chunk: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Item:
+    """A stored document; `vector` is its document-level vector when asked for."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    vector: np.ndarray | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "text": self.text, "metadata": self.metadata}
+        if self.vector is not None:
+            out["vector"] = self.vector.tolist()
+        return out
+
+
+_ANN: dict[str, AnnIndex] = {}
+_ANN_LOCK = threading.Lock()
+
+
+class Collection:
+    """A named, persistent collection. Open with `Collection.open(...)`."""
+
+    def __init__(
+        self, folder: Path, conn: Any, embedder: Any = None, ann: AnnOptions | None = None
+    ) -> None:
+        self.path = folder
+        self.conn = conn
+        self.meta = db.read_meta(conn)
+        self.name: str = self.meta["name"]
+        self.model: str = self.meta["model"]
+        self.kind: str = self.meta["kind"]
+        self.chunking = ChunkOptions(**self.meta["chunking"])
+        self.ann_options = ann or AnnOptions()
+        self._embedder = embedder
+        self._lock = threading.RLock()
+        self._filter_cache: dict[tuple[int, str], np.ndarray] = {}
+        if embedder is not None:
+            self._check_embedder(embedder)
+
+    # ---- opening ------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        name_or_path: str | Path,
+        model: str | None = None,
+        *,
+        data_dir: str | Path | None = None,
+        create: bool = False,
+        kind: str | None = None,
+        dim: int | None = None,
+        precision: str = "float32",
+        normalize: bool = True,
+        chunking: ChunkOptions | None = None,
+        embedder: Any = None,
+        ann: AnnOptions | None = None,
+    ) -> Collection:
+        """Open a collection by name (under the data dir) or folder path.
+
+        `create=True` creates it if missing, recording `model` (default all-MiniLM-L6-v2), its
+        `kind` and `dim` (from the catalog, or given), the storage `precision` and `normalize`.
+        Opening with a different `model` than recorded is a `Conflict`. `embedder`: reuse a
+        loaded `Embedder` instead of loading one.
+        """
+        folder, name = collection_dir(name_or_path, resolve_data_dir(data_dir))
+        db_path = folder / DB_FILE
+        if not db_path.exists():
+            if not create:
+                raise NotFound(
+                    f"no collection {name!r} at {folder}; create it with "
+                    f"`embedbox collection create {name}` or Collection.open(..., create=True)"
+                )
+            folder.mkdir(parents=True, exist_ok=True)
+            conn = db.connect(db_path)
+            try:
+                meta = _new_meta(name, model, kind, dim, precision, normalize, chunking, embedder)
+                db.create(conn, meta)
+            except Conflict:
+                pass  # another process created it first
+            except BaseException:
+                conn.close()
+                raise
+        else:
+            conn = db.connect(db_path)
+            db.migrate(conn, db_path)
+        col = cls(folder, conn, embedder, ann)
+        if model is not None and _canonical(model) != col.model:
+            conn.close()
+            raise Conflict(
+                f"collection {col.name!r} uses model {col.model!r}, not {model!r}; open it "
+                "without a model or create another collection"
+            )
+        return col
+
+    def close(self) -> None:
+        with self._lock:
+            ann = _ANN.get(str(self.path.resolve()))
+            if ann is not None:
+                ann.flush()
+            self.conn.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Collection({self.name!r}, model={self.model!r}, path='{self.path}')"
+
+    # ---- properties ---------------------------------------------------------------------
+    @property
+    def dim(self) -> int | None:
+        d = self.meta.get("dim")
+        return int(d) if d is not None else None
+
+    @property
+    def normalize(self) -> bool:
+        return bool(self.meta["normalize"])
+
+    @property
+    def precision(self) -> str:
+        return str(self.meta["precision"])
+
+    @property
+    def embedder(self) -> Any:
+        """The text `Embedder` for this collection's model, loaded on first use."""
+        if self._embedder is None:
+            if self.kind not in ("text", "text-image"):
+                raise InputError(
+                    f"collection {self.name!r} holds {self.kind} vectors from {self.model!r}; "
+                    "pass vectors= to add and a query vector to search"
+                )
+            from embedbox.embed import Embedder
+
+            emb = Embedder(self.model)
+            self._check_embedder(emb)
+            self._embedder = emb
+        return self._embedder
+
+    def _check_embedder(self, emb: Any) -> None:
+        if _canonical(emb.name) != self.model:
+            raise Conflict(f"collection {self.name!r} uses model {self.model!r}, not {emb.name!r}")
+        if self.dim is not None and emb.dim != self.dim:
+            raise Conflict(f"collection {self.name!r} has dim {self.dim}, model gives {emb.dim}")
+
+    # ---- writing ------------------------------------------------------------------------
+    def add(
+        self,
+        texts: Sequence[str] | None,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+        vectors: np.ndarray | None = None,
+    ) -> list[str]:
+        """Add new documents (one transaction) -> their ids. An existing id is a `Conflict`."""
+        texts, id_list, metas = self._check_batch(texts, ids, metadatas, vectors, need_ids=False)
+        with self._lock:
+            taken = self._existing(id_list)
+            if taken:
+                raise Conflict(_conflict_message(self.name, list(taken)))
+            prepared = self._prepare(texts, vectors)
+            with db.write(self.conn) as conn:
+                taken = self._existing(id_list)
+                if taken:
+                    raise Conflict(_conflict_message(self.name, list(taken)))
+                for doc_id, text, meta, prep in zip(id_list, texts, metas, prepared, strict=True):
+                    self._insert(conn, doc_id, text, meta or {}, prep)
+        return id_list
+
+    def upsert(
+        self,
+        texts: Sequence[str] | None,
+        ids: Sequence[str],
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+        vectors: np.ndarray | None = None,
+    ) -> list[str]:
+        """Insert or replace documents by id. Unchanged texts are not re-embedded; a `None`
+        metadata keeps the stored one."""
+        texts, id_list, metas = self._check_batch(texts, ids, metadatas, vectors, need_ids=True)
+        with self._lock:
+            prepared = self._prepare(texts, vectors)
+            with db.write(self.conn) as conn:
+                old = self._existing(id_list)
+                removed = False
+                for doc_id, text, meta, prep in zip(id_list, texts, metas, prepared, strict=True):
+                    if doc_id in old:
+                        rid, old_hash, old_meta = old[doc_id]
+                        if old_hash == prep.hash:
+                            if meta is not None and json.loads(old_meta) != meta:
+                                conn.execute(
+                                    "UPDATE documents SET metadata = ? WHERE rid = ?",
+                                    (json.dumps(meta), rid),
+                                )
+                            continue
+                        self._delete_rids(conn, [rid])
+                        removed = True
+                        meta = meta if meta is not None else json.loads(old_meta)
+                    self._insert(conn, doc_id, text, meta or {}, prep)
+                if removed:
+                    db.mark_deleted(conn)
+        return id_list
+
+    def delete(self, ids: Sequence[str] | None = None, where: Where | None = None) -> int:
+        """Delete documents by id and/or filter -> number deleted (missing ids are skipped)."""
+        if ids is None and where is None:
+            raise InputError("delete needs ids or a where filter (delete(where={}) deletes all)")
+        if isinstance(ids, str):
+            raise InputError("ids must be a list of strings; wrap a single id in a list")
+        with self._lock, db.write(self.conn) as conn:
+            rids: set[int] | None = None
+            if ids is not None:
+                rids = {v[0] for v in self._existing(list(ids)).values()}
+            if where is not None:
+                sql, params = compile_where(where)
+                found = {
+                    r[0] for r in conn.execute(f"SELECT d.rid FROM documents d WHERE {sql}", params)
+                }
+                rids = found if rids is None else rids & found
+            if rids:
+                self._delete_rids(conn, sorted(rids))
+                db.mark_deleted(conn)
+            return len(rids or ())
+
+    # ---- reading ------------------------------------------------------------------------
+    def count(self) -> int:
+        with self._lock:
+            return int(self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __iter__(self) -> Iterator[Item]:
+        return self.items()
+
+    def items(self, where: Where | None = None, batch: int = 1000) -> Iterator[Item]:
+        """All documents (optionally filtered) in insertion order, read page by page."""
+        sql, params = compile_where(where)
+        after = 0
+        while True:
+            with self._lock:
+                rows = self.conn.execute(
+                    f"SELECT d.rid, d.id, d.text, d.metadata FROM documents d "
+                    f"WHERE d.rid > ? AND {sql} ORDER BY d.rid LIMIT ?",
+                    [after, *params, batch],
+                ).fetchall()
+            if not rows:
+                return
+            for _, doc_id, text, meta in rows:
+                yield Item(doc_id, text, json.loads(meta))
+            after = rows[-1][0]
+
+    def get(self, ids: Sequence[str], include_vectors: bool = False) -> list[Item]:
+        """Documents by id, in the order asked. Missing ids are a `NotFound` naming them."""
+        if isinstance(ids, str):
+            raise InputError("ids must be a list of strings; wrap a single id in a list")
+        id_list = list(ids)
+        with self._lock:
+            rows: dict[str, tuple[str, str]] = {}
+            for part in _batches(id_list):
+                marks = ",".join("?" * len(part))
+                for doc_id, text, meta in self.conn.execute(
+                    f"SELECT id, text, metadata FROM documents WHERE id IN ({marks})", part
+                ):
+                    rows[doc_id] = (text, meta)
+            missing = [i for i in id_list if i not in rows]
+            if missing:
+                raise NotFound(_missing_message(self.name, missing))
+            vecs: dict[str, np.ndarray] = {}
+            if include_vectors:
+                got, mat = self.vectors(ids=id_list)
+                vecs = dict(zip(got, mat, strict=True))
+        return [Item(i, rows[i][0], json.loads(rows[i][1]), vecs.get(i)) for i in id_list]
+
+    def vectors(
+        self, ids: Sequence[str] | None = None, where: Where | None = None
+    ) -> tuple[list[str], np.ndarray]:
+        """Document-level vectors -> (ids, float32 (n, dim)). A chunked document's vector is
+        the mean of its chunk vectors (re-normalised when the collection normalises)."""
+        with self._lock:
+            table = self._table()
+            sql, params = compile_where(where)
+            rows = self.conn.execute(
+                f"SELECT d.rid, d.id FROM documents d WHERE {sql} ORDER BY d.rid", params
+            ).fetchall()
+        by_id = {doc_id: rid for rid, doc_id in rows}
+        if ids is not None:
+            missing = [i for i in ids if i not in by_id]
+            if missing:
+                raise NotFound(_missing_message(self.name, missing))
+            order = [(by_id[i], i) for i in ids]
+        else:
+            order = [(rid, doc_id) for rid, doc_id in rows]
+        dim = table.matrix.shape[1] if len(table) else (self.dim or 0)
+        if not order:
+            return [], np.zeros((0, dim), np.float32)
+        docs, starts, counts = np.unique(table.docs, return_index=True, return_counts=True)
+        want = np.array([rid for rid, _ in order], np.int64)
+        at = np.searchsorted(docs, want)
+        ok = (at < len(docs)) & (docs[np.minimum(at, len(docs) - 1)] == want)
+        if not ok.all():  # written after the matrix was read: refresh once more
+            raise Conflict("the collection changed while reading vectors; retry")
+        s, c = starts[at], counts[at]
+        out = table.matrix[s].copy()
+        multi = np.nonzero(c > 1)[0]
+        for j in multi:
+            out[j] = table.matrix[s[j] : s[j] + c[j]].mean(axis=0)
+        if self.normalize and len(multi):
+            out[multi] /= np.maximum(np.linalg.norm(out[multi], axis=1, keepdims=True), 1e-12)
+        return [doc_id for _, doc_id in order], out
+
+    def info(self) -> dict[str, Any]:
+        with self._lock:
+            gen, _ = db.generations(self.conn)
+            chunks = int(self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+            count = self.count()
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "model": self.model,
+            "kind": self.kind,
+            "dim": self.dim,
+            "precision": self.precision,
+            "normalize": self.normalize,
+            "metric": "cosine" if self.normalize else "dot",
+            "count": count,
+            "chunks": chunks,
+            "chunking": asdict(self.chunking),
+            "index": "hnsw" if chunks > self.ann_options.threshold else "exact",
+            "generation": gen,
+            "schema_version": db.version(self.conn),
+            "created": self.meta.get("created"),
+        }
+
+    # ---- search -------------------------------------------------------------------------
+    def search(
+        self,
+        query: str | np.ndarray,
+        k: int = 10,
+        where: Where | None = None,
+        mode: Mode = "semantic",
+        weights: tuple[float, float] = (1.0, 1.0),
+    ) -> list[Hit]:
+        """Top-`k` documents for a text or vector query, best first.
+
+        `mode`: "semantic" (cosine/dot on vectors), "keyword" (SQLite FTS5 BM25) or "hybrid"
+        (reciprocal rank fusion, k=60, with `weights` = (semantic, keyword)). `where` filters on
+        metadata *before* ranking, so a selective filter still returns its best matches.
+        """
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        if mode not in ("semantic", "keyword", "hybrid"):
+            raise InputError(f"mode must be semantic, keyword or hybrid, not {mode!r}")
+        if mode != "semantic" and not isinstance(query, str):
+            raise InputError(f"{mode} search needs a text query, not a vector")
+        if mode == "semantic":
+            return self._semantic(query, k, where)
+        if mode == "keyword":
+            assert isinstance(query, str)
+            return self._keyword(query, k, where)
+        assert isinstance(query, str)
+        depth = max(50, 2 * k)
+        sem = self._semantic(query, depth, where)
+        kw = self._keyword(query, depth, where)
+        hits = {h.id: h for h in kw} | {h.id: h for h in sem}
+        fused = rrf([[h.id for h in sem], [h.id for h in kw]], weights)[:k]
+        return [_replace_score(hits[key], score) for key, score in fused]
+
+    def _semantic(self, query: str | np.ndarray, k: int, where: Where | None) -> list[Hit]:
+        qvec = self._query_vector(query)
+        with self._lock:
+            table = self._table()
+            allowed = self._allowed(table, where)
+            ann = self._ann() if len(table) > self.ann_options.threshold else None
+        rows, scores = vector_top(table, ann, qvec, k, allowed, self.ann_options)
+        return self._hits(table.rids[rows].tolist(), scores.tolist())
+
+    def _keyword(self, query: str, k: int, where: Where | None) -> list[Hit]:
+        match = fts_query(query)
+        sql, params = compile_where(where)
+        best: dict[int, tuple[int, float]] = {}
+        limit = k * 4
+        while True:
+            with self._lock:
+                rows = self.conn.execute(
+                    "SELECT fts.rowid, c.doc, bm25(fts) AS s FROM fts "
+                    "JOIN chunks c ON c.rid = fts.rowid JOIN documents d ON d.rid = c.doc "
+                    f"WHERE fts MATCH ? AND {sql} ORDER BY s LIMIT ?",
+                    [match, *params, limit],
+                ).fetchall()
+            best = {}
+            for rid, doc, score in rows:
+                if doc not in best:
+                    best[doc] = (rid, -float(score))
+            if len(best) >= k or len(rows) < limit:
+                break
+            limit *= 4
+        top = list(best.values())[:k]
+        return self._hits([r for r, _ in top], [s for _, s in top])
+
+    def _query_vector(self, query: str | np.ndarray) -> np.ndarray:
+        if isinstance(query, str):
+            if not query.strip():
+                raise InputError("the query is empty")
+            vec = np.asarray(self.embedder.embed([query], input_type="query")[0], np.float32)
+        else:
+            vec = np.asarray(query, dtype=np.float32).reshape(-1)
+            if self.dim is not None and vec.shape[0] != self.dim:
+                raise InputError(
+                    f"query vector has {vec.shape[0]} dimensions; "
+                    f"collection {self.name!r} has {self.dim}"
+                )
+            if not np.isfinite(vec).all():
+                raise InputError("query vector contains NaN or infinite values")
+        if self.normalize:
+            vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
+        return vec
+
+    def _hits(self, rids: list[int], scores: list[float]) -> list[Hit]:
+        found: dict[int, tuple[Any, ...]] = {}
+        with self._lock:
+            for part in _batches(rids):
+                marks = ",".join("?" * len(part))
+                for row in self.conn.execute(
+                    "SELECT c.rid, c.idx, c.start, c.end, d.id, d.text, d.metadata, d.n_chunks "
+                    f"FROM chunks c JOIN documents d ON d.rid = c.doc WHERE c.rid IN ({marks})",
+                    part,
+                ):
+                    found[row[0]] = row
+        hits = []
+        for rid, score in zip(rids, scores, strict=True):
+            if rid not in found:  # deleted since the matrix was read
+                continue
+            _, idx, start, end, doc_id, text, meta, n_chunks = found[rid]
+            chunked = n_chunks > 1
+            hits.append(
+                Hit(
+                    doc_id,
+                    float(score),
+                    text[start:end] if chunked else text,
+                    json.loads(meta),
+                    doc_id if chunked else None,
+                    (start, end),
+                    idx,
+                )
+            )
+        return hits
+
+    # ---- internals ----------------------------------------------------------------------
+    def _table(self) -> VectorTable:
+        table = shared_table(self.path / DB_FILE, self.dim or 0, self.precision)
+        table.refresh(self.conn)
+        return table
+
+    def _ann(self) -> AnnIndex:
+        key = str(self.path.resolve())
+        with _ANN_LOCK:
+            ann = _ANN.get(key)
+            if ann is None or ann.options != self.ann_options:
+                metric = "ip"
+                ann = _ANN[key] = AnnIndex(self.path, self.dim or 0, metric, self.ann_options)
+            return ann
+
+    def _allowed(self, table: VectorTable, where: Where | None) -> np.ndarray | None:
+        if not where:
+            return None
+        sql, params = compile_where(where)
+        key = (table.generation, json.dumps(where, sort_keys=True, default=str))
+        cached = self._filter_cache.get(key)
+        if cached is not None:
+            return cached
+        rids = np.fromiter(
+            (
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT c.rid FROM chunks c JOIN documents d ON d.rid = c.doc WHERE {sql} "
+                    "ORDER BY c.rid",
+                    params,
+                )
+            ),
+            np.int64,
+        )
+        pos = table.positions(rids)
+        inside = pos < len(table)
+        pos = pos[inside]
+        pos = np.asarray(pos[table.rids[pos] == rids[inside]], np.int64)
+        if len(self._filter_cache) > 64:
+            self._filter_cache.clear()
+        self._filter_cache[key] = pos
+        return pos
+
+    def _existing(self, ids: list[str]) -> dict[str, tuple[int, str, str]]:
+        out: dict[str, tuple[int, str, str]] = {}
+        for part in _batches(ids):
+            marks = ",".join("?" * len(part))
+            for rid, doc_id, h, meta in self.conn.execute(
+                f"SELECT rid, id, hash, metadata FROM documents WHERE id IN ({marks})", part
+            ):
+                out[doc_id] = (rid, h, meta)
+        return out
+
+    def _insert(
+        self, conn: Any, doc_id: str, text: str, meta: dict[str, Any], prep: Prepared
+    ) -> None:
+        cur = conn.execute(
+            "INSERT INTO documents(id, text, metadata, hash, n_chunks, added) VALUES (?,?,?,?,?,?)",
+            (doc_id, text, json.dumps(meta), prep.hash, len(prep.spans), time.time()),
+        )
+        doc = cur.lastrowid
+        for idx, ((start, end), h, vec) in enumerate(
+            zip(prep.spans, prep.chunk_hashes, prep.vectors, strict=True)
+        ):
+            cur = conn.execute(
+                "INSERT INTO chunks(doc, idx, start, end, hash, vector) VALUES (?,?,?,?,?,?)",
+                (doc, idx, start, end, h, encode_vector(vec, self.precision)),
+            )
+            conn.execute(
+                "INSERT INTO fts(rowid, text) VALUES (?, ?)", (cur.lastrowid, text[start:end])
+            )
+
+    def _delete_rids(self, conn: Any, rids: list[int]) -> None:
+        for part in _batches(rids):
+            marks = ",".join("?" * len(part))
+            conn.execute(
+                f"DELETE FROM fts WHERE rowid IN (SELECT rid FROM chunks WHERE doc IN ({marks}))",
+                part,
+            )
+            conn.execute(f"DELETE FROM chunks WHERE doc IN ({marks})", part)
+            conn.execute(f"DELETE FROM documents WHERE rid IN ({marks})", part)
+
+    def _check_batch(
+        self,
+        texts: Sequence[str] | None,
+        ids: Sequence[str] | None,
+        metadatas: Sequence[dict[str, Any] | None] | None,
+        vectors: np.ndarray | None,
+        need_ids: bool,
+    ) -> tuple[list[str], list[str], list[dict[str, Any] | None]]:
+        return check_batch(self.name, texts, ids, metadatas, vectors, need_ids)
+
+    def _prepare(self, texts: list[str], vectors: np.ndarray | None) -> list[Prepared]:
+        return prepare(self, texts, vectors)
+
+
+def _canonical(model: str) -> str:
+    spec = catalog.find(str(model))
+    return spec.name if spec else str(model)
+
+
+def _new_meta(
+    name: str,
+    model: str | None,
+    kind: str | None,
+    dim: int | None,
+    precision: str,
+    normalize: bool,
+    chunking: ChunkOptions | None,
+    embedder: Any,
+) -> dict[str, Any]:
+    model = _canonical(model or (embedder.name if embedder else catalog.DEFAULT_TEXT_MODEL))
+    spec = catalog.find(model)
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    kind = kind or (spec.kind if spec else "text")
+    dim = dim or (spec.dim if spec else None) or (embedder.dim if embedder else None)
+    chunking = chunking or ChunkOptions()
+    chunking.check()
+    return {
+        "name": name,
+        "model": model,
+        "kind": kind,
+        "dim": dim,
+        "precision": precision,
+        "normalize": normalize,
+        "chunking": asdict(chunking),
+        "created": time.time(),
+    }
+
+
+def _batches(values: Sequence[Any], size: int = _BATCH) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
+
+
+def _show(ids: list[str]) -> str:
+    more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+    return ", ".join(repr(i) for i in ids[:5]) + more
+
+
+def _conflict_message(name: str, ids: list[str]) -> str:
+    return f"ids already in collection {name!r}: {_show(ids)}; use upsert to replace them"
+
+
+def _missing_message(name: str, ids: list[str]) -> str:
+    return f"not in collection {name!r}: {_show(ids)}"
+
+
+def _replace_score(hit: Hit, score: float) -> Hit:
+    return Hit(hit.id, score, hit.text, hit.metadata, hit.parent_id, hit.span, hit.chunk)
+
+
+def list_collections(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Info of every collection under the data dir, sorted by name."""
+    root = resolve_data_dir(data_dir) / "collections"
+    out = []
+    for folder in sorted(root.glob("*/")) if root.exists() else []:
+        if (folder / DB_FILE).exists():
+            with Collection.open(folder) as col:
+                out.append(col.info())
+    return out
+
+
+def drop_collection(name_or_path: str | Path, data_dir: str | Path | None = None) -> None:
+    """Delete a collection and its files. A missing collection is a `NotFound`."""
+    folder, name = collection_dir(name_or_path, resolve_data_dir(data_dir))
+    if not (folder / DB_FILE).exists():
+        raise NotFound(f"no collection {name!r} at {folder}")
+    forget(folder / DB_FILE)
+    with _ANN_LOCK:
+        _ANN.pop(str(folder.resolve()), None)
+    shutil.rmtree(folder)

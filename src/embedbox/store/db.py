@@ -1,0 +1,160 @@
+"""SQLite, the source of truth for a collection: connection settings, schema and migrations.
+
+One database file per collection. WAL journal (readers never block the writer), a long
+busy_timeout (no "database is locked" under contention), `BEGIN IMMEDIATE` write transactions and
+`synchronous=FULL` (a committed batch survives a crash). Every write bumps `generation`, which
+keys the in-memory vector cache and the on-disk ANN index.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from embedbox.errors import Conflict, InputError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 60_000
+
+_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE documents (
+    rid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    hash TEXT NOT NULL,
+    n_chunks INTEGER NOT NULL,
+    added REAL NOT NULL
+);
+CREATE TABLE chunks (
+    rid INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc INTEGER NOT NULL REFERENCES documents(rid) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    hash TEXT,
+    vector BLOB NOT NULL
+);
+CREATE INDEX chunks_doc ON chunks(doc);
+CREATE INDEX chunks_hash ON chunks(hash) WHERE hash IS NOT NULL;
+CREATE VIRTUAL TABLE fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
+"""
+
+# version -> script that brings a database from version-1 to version. Append, never edit.
+MIGRATIONS: dict[int, str] = {1: _V1}
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (or create) the database with the settings every embedbox connection uses."""
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":  # e.g. a network filesystem
+        conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+@contextmanager
+def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction that bumps the generation; rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def create(conn: sqlite3.Connection, meta: dict[str, Any]) -> None:
+    """Create the schema at the latest version and record the collection's settings."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if version(conn) != 0:
+            raise Conflict("collection already exists")
+        for v in sorted(MIGRATIONS):
+            _run_script(conn, MIGRATIONS[v])
+        rows = {**meta, "generation": 0, "delete_generation": 0, "schema_version": SCHEMA_VERSION}
+        conn.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?)",
+            [(k, json.dumps(v)) for k, v in rows.items()],
+        )
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring an existing database up to SCHEMA_VERSION, one transaction per step."""
+    current = version(conn)
+    if current > SCHEMA_VERSION:
+        raise Conflict(
+            f"{path} has schema version {current}, newer than this embedbox ({SCHEMA_VERSION}); "
+            "upgrade embedbox"
+        )
+    if current == 0:
+        raise InputError(f"{path} is not an embedbox collection (no schema)")
+    for v in range(current + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if version(conn) < v:
+                _run_script(conn, MIGRATIONS[v])
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(v),))
+                conn.execute(f"PRAGMA user_version = {v}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run DDL statements inside the current transaction (executescript would commit)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, Any]:
+    return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, json.dumps(value)),
+    )
+
+
+def generations(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(generation, delete_generation): bumped by every write / by writes that remove vectors."""
+    rows = dict(
+        conn.execute(
+            "SELECT key, value FROM meta WHERE key IN ('generation', 'delete_generation')"
+        ).fetchall()
+    )
+    return int(rows["generation"]), int(rows["delete_generation"])
+
+
+def mark_deleted(conn: sqlite3.Connection) -> None:
+    """Inside a write: record that vectors were removed (caches must reload, not append)."""
+    conn.execute(
+        "UPDATE meta SET value = (SELECT CAST(value AS INTEGER) + 1 FROM meta "
+        "WHERE key = 'generation') WHERE key = 'delete_generation'"
+    )

@@ -1,0 +1,120 @@
+"""Metadata filters (Chroma / MongoDB style) compiled to a SQL WHERE clause.
+
+    {"source": "abc"}                         equality (same as {"source": {"$eq": "abc"}})
+    {"year": {"$gte": 2000, "$lt": 2010}}     comparisons: $gt $gte $lt $lte $ne
+    {"lang": {"$in": ["en", "de"]}}           membership: $in $nin
+    {"tags": {"$contains": "sport"}}          a list field holds the value
+    {"author": {"$exists": True}}
+    {"$and": [...]}, {"$or": [...]}, {"$not": {...}}
+
+Clauses run on `documents.metadata` (JSON) inside SQLite, so the filter is applied *before* the
+vector search. Anything malformed is an `InputError` saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from embedbox.errors import InputError
+
+Where = dict[str, Any]
+_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-.:]{0,127}$")
+_COMPARE = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+_FIELD_OPS = (*_COMPARE, "$in", "$nin", "$exists", "$contains")
+Scalar = str | int | float | bool
+
+
+def compile_where(where: Where | None, column: str = "d.metadata") -> tuple[str, list[Any]]:
+    """-> (sql, params). An empty or None filter matches everything ("1")."""
+    if where is None:
+        return "1", []
+    if isinstance(where, str):
+        try:
+            where = json.loads(where)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"filter is not valid JSON: {exc.msg}") from exc
+    params: list[Any] = []
+    sql = _node(where, column, params, "where")
+    return sql, params
+
+
+def _node(node: Any, column: str, params: list[Any], at: str) -> str:
+    if not isinstance(node, dict):
+        raise InputError(f'{at}: a filter must be an object like {{"key": value}}, got {node!r}')
+    if not node:
+        return "1"
+    parts = []
+    for key, value in node.items():
+        if not isinstance(key, str):
+            raise InputError(f"{at}: filter keys must be strings, got {key!r}")
+        if key in ("$and", "$or"):
+            if not isinstance(value, list) or not value:
+                raise InputError(f"{at}.{key}: expects a non-empty list of filters")
+            subs = [_node(v, column, params, f"{at}.{key}[{i}]") for i, v in enumerate(value)]
+            joiner = " AND " if key == "$and" else " OR "
+            parts.append("(" + joiner.join(subs) + ")")
+        elif key == "$not":
+            parts.append(f"NOT ({_node(value, column, params, f'{at}.$not')})")
+        elif key.startswith("$"):
+            raise InputError(
+                f"{at}: unknown operator {key!r} at the top level; use $and, $or, $not or a "
+                "metadata key"
+            )
+        else:
+            parts.append(_field(key, value, column, params, f"{at}.{key}"))
+    return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+
+def _field(key: str, cond: Any, column: str, params: list[Any], at: str) -> str:
+    if not _KEY.match(key):
+        raise InputError(f"{at}: invalid metadata key {key!r} (letters, digits, _ - . : only)")
+    path = f'$."{key}"'
+    value_sql = f"json_extract({column}, '{path}')"
+    if not isinstance(cond, dict):
+        cond = {"$eq": cond}
+    if not cond:
+        raise InputError(f"{at}: empty condition")
+    parts = []
+    for op, arg in cond.items():
+        if op not in _FIELD_OPS:
+            raise InputError(f"{at}: unknown operator {op!r}; use one of {', '.join(_FIELD_OPS)}")
+        if op in _COMPARE:
+            _scalar(arg, f"{at}.{op}", ordered=op not in ("$eq", "$ne"))
+            params.append(arg)
+            if op == "$ne":  # a missing key is "not equal" (MongoDB semantics)
+                parts.append(f"({value_sql} IS NULL OR {value_sql} != ?)")
+            else:
+                parts.append(f"{value_sql} {_COMPARE[op]} ?")
+        elif op in ("$in", "$nin"):
+            if not isinstance(arg, list) or not arg:
+                raise InputError(f"{at}.{op}: expects a non-empty list of values")
+            for i, v in enumerate(arg):
+                _scalar(v, f"{at}.{op}[{i}]", ordered=False)
+            params.extend(arg)
+            marks = ", ".join("?" * len(arg))
+            if op == "$in":
+                parts.append(f"{value_sql} IN ({marks})")
+            else:
+                parts.append(f"({value_sql} IS NULL OR {value_sql} NOT IN ({marks}))")
+        elif op == "$exists":
+            if not isinstance(arg, bool):
+                raise InputError(f"{at}.$exists: expects true or false, got {arg!r}")
+            test = "IS NOT NULL" if arg else "IS NULL"
+            parts.append(f"json_type({column}, '{path}') {test}")
+        else:  # $contains
+            _scalar(arg, f"{at}.$contains", ordered=False)
+            params.append(arg)
+            parts.append(
+                f"EXISTS (SELECT 1 FROM json_each({column}, '{path}') WHERE json_each.value = ?)"
+            )
+    return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+
+def _scalar(value: Any, at: str, ordered: bool) -> None:
+    if ordered:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise InputError(f"{at}: expects a number or a string, got {value!r}")
+    elif not isinstance(value, Scalar):
+        raise InputError(f"{at}: expects a string, number or boolean, got {value!r}")

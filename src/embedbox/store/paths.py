@@ -1,0 +1,46 @@
+"""Where collections live: `<data dir>/collections/<name>/collection.db` (+ index files)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from embedbox.errors import InputError
+
+DB_FILE = "collection.db"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+def resolve_data_dir(override: str | Path | None = None) -> Path:
+    """`override`, else $EMBEDBOX_DATA_DIR, else $XDG_DATA_HOME/embedbox, else the platform's
+    user data dir (~/.local/share/embedbox on Linux)."""
+    if override is not None:
+        return Path(override).expanduser()
+    if os.environ.get("EMBEDBOX_DATA_DIR"):
+        return Path(os.environ["EMBEDBOX_DATA_DIR"]).expanduser()
+    if os.environ.get("XDG_DATA_HOME"):
+        return Path(os.environ["XDG_DATA_HOME"]).expanduser() / "embedbox"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("embedbox", appauthor=False))
+
+
+def is_path(name_or_path: str | Path) -> bool:
+    if isinstance(name_or_path, Path):
+        return True
+    return any(c in name_or_path for c in "/\\") or name_or_path.startswith(("~", "."))
+
+
+def collection_dir(name_or_path: str | Path, data_dir: Path) -> tuple[Path, str]:
+    """-> (folder, display name). A bare name must be simple; anything path-like is a folder."""
+    if is_path(name_or_path):
+        folder = Path(name_or_path).expanduser()
+        return folder, folder.resolve().name
+    name = str(name_or_path)
+    if not _NAME.match(name):
+        raise InputError(
+            f"invalid collection name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit (or give a folder path)"
+        )
+    return data_dir / "collections" / name, name

@@ -1,0 +1,113 @@
+"""The in-memory vector matrix of a collection, cached per process and keyed by generation.
+
+SQLite holds the vectors; searching needs them as one contiguous float32 matrix. The matrix is
+loaded once, then kept in step with the database: when only inserts happened since (the
+`delete_generation` is unchanged) just the new rows are read, otherwise everything is reloaded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from embedbox.store import db
+
+STORAGE_DTYPES = {"float32": np.float32, "float16": np.float16}
+
+
+def encode_vector(vec: np.ndarray, precision: str) -> bytes:
+    return np.ascontiguousarray(vec, dtype=STORAGE_DTYPES[precision]).tobytes()
+
+
+def decode_vectors(blobs: list[bytes], dim: int, precision: str) -> np.ndarray:
+    if not blobs:
+        return np.zeros((0, dim), np.float32)
+    raw = np.frombuffer(b"".join(blobs), dtype=STORAGE_DTYPES[precision])
+    return raw.reshape(len(blobs), dim).astype(np.float32, copy=False)
+
+
+@dataclass
+class VectorTable:
+    """Chunk row ids (sorted), their document row ids, and the (n, dim) float32 matrix."""
+
+    dim: int
+    precision: str
+    generation: int = -1
+    delete_generation: int = -1
+    rids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    docs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __len__(self) -> int:
+        return len(self.rids)
+
+    def refresh(self, conn: sqlite3.Connection) -> None:
+        """Bring the matrix up to the database's current generation (cheap when unchanged)."""
+        with self.lock:
+            gen, del_gen = db.generations(conn)
+            if gen == self.generation:
+                return
+            # One read transaction so rows and generation agree.
+            conn.execute("BEGIN")
+            try:
+                gen, del_gen = db.generations(conn)
+                append = del_gen == self.delete_generation and self.generation >= 0
+                after = int(self.rids[-1]) if append and len(self.rids) else 0
+                rows = conn.execute(
+                    "SELECT rid, doc, vector FROM chunks WHERE rid > ? ORDER BY rid", (after,)
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            rids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            docs = np.fromiter((r[1] for r in rows), np.int64, len(rows))
+            mat = decode_vectors([r[2] for r in rows], self.dim, self.precision)
+            if append and len(self.rids):
+                self.rids = np.concatenate([self.rids, rids])
+                self.docs = np.concatenate([self.docs, docs])
+                self.matrix = np.concatenate([self.matrix, mat])
+            else:
+                self.rids, self.docs, self.matrix = rids, docs, np.ascontiguousarray(mat)
+            self.generation, self.delete_generation = gen, del_gen
+
+    def positions(self, rids: np.ndarray) -> np.ndarray:
+        """Row positions in the matrix of the given chunk row ids (all must be present)."""
+        return np.searchsorted(self.rids, rids)
+
+
+_TABLES: dict[str, VectorTable] = {}
+_TABLES_LOCK = threading.Lock()
+
+
+def shared_table(path: Path, dim: int, precision: str) -> VectorTable:
+    """One VectorTable per database file per process, shared by all Collection objects."""
+    key = str(path.resolve())
+    with _TABLES_LOCK:
+        table = _TABLES.get(key)
+        if table is None or table.dim != dim or table.precision != precision:
+            table = _TABLES[key] = VectorTable(dim, precision)
+        return table
+
+
+def forget(path: Path) -> None:
+    with _TABLES_LOCK:
+        _TABLES.pop(str(path.resolve()), None)
+
+
+def top_docs(scores: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best-scoring row per document, top `k` documents -> (row positions, scores), best first."""
+    n = len(scores)
+    m = min(n, max(k * 4, k + 16))
+    while True:
+        part = np.argpartition(-scores, m - 1)[:m] if m < n else np.arange(n)
+        order = part[np.argsort(-scores[part], kind="stable")]
+        _, first = np.unique(docs[order], return_index=True)
+        keep = order[np.sort(first)]
+        if len(keep) >= k or m >= n:
+            keep = keep[:k]
+            return keep, scores[keep]
+        m = min(n, m * 4)
