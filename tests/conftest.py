@@ -10,7 +10,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-from embedbox import Embedder  # noqa: E402
+from embedbox import Embedder, hardware  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +20,8 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture(scope="session")
-def auto_embedder() -> Embedder:
-    """all-MiniLM-L6-v2 in `auto` compute (bf16 where the CPU has it)."""
+def auto_embedder(embedder: Embedder) -> Embedder:
+    """all-MiniLM-L6-v2 in `auto` compute (bf16 where the CPU has it; else the fp32 one)."""
+    if hardware.auto_dtype(hardware.default_device()) == embedder.dtype:
+        return embedder
     return Embedder("all-MiniLM-L6-v2", compute="auto")

@@ -7,6 +7,7 @@ inside an installed Python package, in a local folder, or in an existing Hugging
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -45,21 +46,7 @@ class ModelSpec:
 
     def hub_cache_path(self) -> Path | None:
         """The snapshot folder in the local Hugging Face cache, if this model was downloaded before."""
-        if self.hub_id is None:
-            return None
-        from huggingface_hub import scan_cache_dir
-        from huggingface_hub.errors import CacheNotFound
-
-        try:
-            cache = scan_cache_dir()
-        except (CacheNotFound, OSError):
-            return None
-        for repo in cache.repos:
-            if repo.repo_id == self.hub_id and repo.repo_type == "model":
-                revisions = sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)
-                if revisions:
-                    return Path(revisions[0].snapshot_path)
-        return None
+        return hub_snapshot(self.hub_id) if self.hub_id else None
 
     def local_path(self) -> Path | None:
         return self.package_path() or self.hub_cache_path()
@@ -71,6 +58,20 @@ class ModelSpec:
         if self.hub_id:
             return f"huggingface-cli download {self.hub_id}"
         return self.install
+
+
+def hub_snapshot(repo_id: str) -> Path | None:
+    """A model's snapshot folder in the local Hugging Face cache (never downloads)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        found = snapshot_download(
+            repo_id=repo_id, local_files_only=True, cache_dir=os.environ.get("HF_HUB_CACHE")
+        )
+    except (LocalEntryNotFoundError, HFValidationError, OSError, ValueError):
+        return None
+    return Path(found)
 
 
 NOMIC_PROMPTS = {

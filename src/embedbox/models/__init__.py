@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from embedbox.catalog import ModelSpec, find
+from embedbox.catalog import ModelSpec, find, hub_snapshot
 from embedbox.errors import ModelNotFound
 
 
@@ -34,7 +34,7 @@ def resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, ModelSpec | Non
         )
         raise ModelNotFound(f"model {spec.name!r} is not on this machine; {how}")
     if "/" in raw and not raw.startswith((".", "/", "~")):
-        cached = _hub_snapshot(raw)
+        cached = hub_snapshot(raw)
         if cached is not None:
             return cached, None
     raise ModelNotFound(
@@ -43,12 +43,3 @@ def resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, ModelSpec | Non
         "pass a local model folder or download it into the cache on a machine with internet"
     )
 
-
-def _hub_snapshot(repo_id: str) -> Path | None:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo_id=repo_id, local_files_only=True))
-    except (LocalEntryNotFoundError, HFValidationError, OSError, ValueError):
-        return None

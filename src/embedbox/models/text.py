@@ -146,8 +146,7 @@ class TextEncoder:
             raise ModelNotFound(f"cannot load the model in {info.path}: {exc}") from exc
         self.adapters = _task_adapters(info.path)
         if self.adapters:
-            for task, adapter_path in self.adapters.items():
-                model.load_adapter(str(adapter_path), adapter_name=task)
+            model = _with_adapters(model, self.adapters)
         self.model = model.to(self.device).eval()
         self._active_task: str | None = None
         if self.tokenizer.pad_token_id is None:
@@ -200,7 +199,7 @@ class TextEncoder:
         if task not in self.adapters:
             raise InputError(f"unknown task {task!r}; choose one of {sorted(self.adapters)}")
         if task != self._active_task:
-            self.model.set_adapter(task)
+            self.model.set_adapter(_adapter_name(task))
             self._active_task = task
 
     def _pad(self, batch: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -230,6 +229,24 @@ class TextEncoder:
         """Pooled (not yet normalised) float32 vectors for already-tokenised texts."""
         states, mask = self.token_states(batch)
         return pool(states, mask, self.info.pooling, prompt_tokens).cpu().numpy()
+
+
+def _with_adapters(model: Any, adapters: dict[str, Path]) -> Any:
+    """Wrap `model` with every task's LoRA adapter (peft); one is made active per call."""
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ModelNotFound("this model carries task adapters; install peft (`pip install peft`)") from exc
+    tasks = list(adapters.items())
+    first, path = tasks[0]
+    wrapped = PeftModel.from_pretrained(model, str(path), adapter_name=_adapter_name(first))
+    for task, path in tasks[1:]:
+        wrapped.load_adapter(str(path), adapter_name=_adapter_name(task))
+    return wrapped
+
+
+def _adapter_name(task: str) -> str:
+    return task.replace(".", "_")  # torch module names cannot contain dots
 
 
 def pool(states: torch.Tensor, mask: torch.Tensor, how: Pooling, skip: int = 0) -> torch.Tensor:
