@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,20 +21,25 @@ from typing import Any, Literal
 
 import numpy as np
 
-from embedbox import catalog
 from embedbox.errors import Conflict, InputError, NotFound
 from embedbox.store import db
+from embedbox.store import rows as sq
 from embedbox.store.ann import AnnIndex, AnnOptions
 from embedbox.store.chunking import ChunkOptions, Span
 from embedbox.store.filters import Where, compile_where
 from embedbox.store.paths import DB_FILE, collection_dir, resolve_data_dir
-from embedbox.store.prepare import Prepared, check_batch, prepare
+from embedbox.store.prepare import (
+    Prepared,
+    canonical_model,
+    check_batch,
+    new_meta,
+    prepare,
+    query_vector,
+)
 from embedbox.store.search import fts_query, rrf, vector_top
-from embedbox.store.vectors import VectorTable, encode_vector, forget, shared_table
+from embedbox.store.vectors import VectorTable, doc_vectors, forget, shared_table, subset
 
 Mode = Literal["semantic", "keyword", "hybrid"]
-PRECISIONS = ("float32", "float16")
-_BATCH = 500  # ids per SQL IN (...)
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ class Collection:
             folder.mkdir(parents=True, exist_ok=True)
             conn = db.connect(db_path)
             try:
-                meta = _new_meta(name, model, kind, dim, precision, normalize, chunking, embedder)
+                meta = new_meta(name, model, kind, dim, precision, normalize, chunking, embedder)
                 db.create(conn, meta)
             except Conflict:
                 pass  # another process created it first
@@ -142,7 +146,7 @@ class Collection:
             conn = db.connect(db_path)
             db.migrate(conn, db_path)
         col = cls(folder, conn, embedder, ann)
-        if model is not None and _canonical(model) != col.model:
+        if model is not None and canonical_model(model) != col.model:
             conn.close()
             raise Conflict(
                 f"collection {col.name!r} uses model {col.model!r}, not {model!r}; open it "
@@ -197,7 +201,7 @@ class Collection:
         return self._embedder
 
     def _check_embedder(self, emb: Any) -> None:
-        if _canonical(emb.name) != self.model:
+        if canonical_model(emb.name) != self.model:
             raise Conflict(f"collection {self.name!r} uses model {self.model!r}, not {emb.name!r}")
         if self.dim is not None and emb.dim != self.dim:
             raise Conflict(f"collection {self.name!r} has dim {self.dim}, model gives {emb.dim}")
@@ -213,16 +217,16 @@ class Collection:
         """Add new documents (one transaction) -> their ids. An existing id is a `Conflict`."""
         texts, id_list, metas = self._check_batch(texts, ids, metadatas, vectors, need_ids=False)
         with self._lock:
-            taken = self._existing(id_list)
+            taken = sq.existing(self.conn, id_list)
             if taken:
                 raise Conflict(_conflict_message(self.name, list(taken)))
             prepared = self._prepare(texts, vectors)
             with db.write(self.conn) as conn:
-                taken = self._existing(id_list)
+                taken = sq.existing(self.conn, id_list)
                 if taken:
                     raise Conflict(_conflict_message(self.name, list(taken)))
                 for doc_id, text, meta, prep in zip(id_list, texts, metas, prepared, strict=True):
-                    self._insert(conn, doc_id, text, meta or {}, prep)
+                    sq.insert(conn, doc_id, text, meta or {}, prep, self.precision)
         return id_list
 
     def upsert(
@@ -238,7 +242,7 @@ class Collection:
         with self._lock:
             prepared = self._prepare(texts, vectors)
             with db.write(self.conn) as conn:
-                old = self._existing(id_list)
+                old = sq.existing(self.conn, id_list)
                 removed = False
                 for doc_id, text, meta, prep in zip(id_list, texts, metas, prepared, strict=True):
                     if doc_id in old:
@@ -250,10 +254,10 @@ class Collection:
                                     (json.dumps(meta), rid),
                                 )
                             continue
-                        self._delete_rids(conn, [rid])
+                        sq.delete_docs(conn, [rid])
                         removed = True
                         meta = meta if meta is not None else json.loads(old_meta)
-                    self._insert(conn, doc_id, text, meta or {}, prep)
+                    sq.insert(conn, doc_id, text, meta or {}, prep, self.precision)
                 if removed:
                     db.mark_deleted(conn)
         return id_list
@@ -267,7 +271,7 @@ class Collection:
         with self._lock, db.write(self.conn) as conn:
             rids: set[int] | None = None
             if ids is not None:
-                rids = {v[0] for v in self._existing(list(ids)).values()}
+                rids = {v[0] for v in sq.existing(self.conn, list(ids)).values()}
             if where is not None:
                 sql, params = compile_where(where)
                 found = {
@@ -275,7 +279,7 @@ class Collection:
                 }
                 rids = found if rids is None else rids & found
             if rids:
-                self._delete_rids(conn, sorted(rids))
+                sq.delete_docs(conn, sorted(rids))
                 db.mark_deleted(conn)
             return len(rids or ())
 
@@ -314,7 +318,7 @@ class Collection:
         id_list = list(ids)
         with self._lock:
             rows: dict[str, tuple[str, str]] = {}
-            for part in _batches(id_list):
+            for part in sq.batches(id_list):
                 marks = ",".join("?" * len(part))
                 for doc_id, text, meta in self.conn.execute(
                     f"SELECT id, text, metadata FROM documents WHERE id IN ({marks})", part
@@ -348,22 +352,15 @@ class Collection:
             order = [(by_id[i], i) for i in ids]
         else:
             order = [(rid, doc_id) for rid, doc_id in rows]
-        dim = table.matrix.shape[1] if len(table) else (self.dim or 0)
-        if not order:
-            return [], np.zeros((0, dim), np.float32)
-        docs, starts, counts = np.unique(table.docs, return_index=True, return_counts=True)
         want = np.array([rid for rid, _ in order], np.int64)
-        at = np.searchsorted(docs, want)
-        ok = (at < len(docs)) & (docs[np.minimum(at, len(docs) - 1)] == want)
-        if not ok.all():  # written after the matrix was read: refresh once more
-            raise Conflict("the collection changed while reading vectors; retry")
-        s, c = starts[at], counts[at]
-        out = table.matrix[s].copy()
-        multi = np.nonzero(c > 1)[0]
-        for j in multi:
-            out[j] = table.matrix[s[j] : s[j] + c[j]].mean(axis=0)
-        if self.normalize and len(multi):
-            out[multi] /= np.maximum(np.linalg.norm(out[multi], axis=1, keepdims=True), 1e-12)
+        for _ in range(3):  # documents written after the matrix was read: refresh and retry
+            out, found = doc_vectors(table, want, self.normalize)
+            if found.all():
+                break
+            with self._lock:
+                table = self._table()
+        else:
+            raise Conflict("the collection kept changing while reading vectors; retry")
         return [doc_id for _, doc_id in order], out
 
     def info(self) -> dict[str, Any]:
@@ -424,7 +421,7 @@ class Collection:
         return [_replace_score(hits[key], score) for key, score in fused]
 
     def _semantic(self, query: str | np.ndarray, k: int, where: Where | None) -> list[Hit]:
-        qvec = self._query_vector(query)
+        qvec = query_vector(self, query)
         with self._lock:
             table = self._table()
             allowed = self._allowed(table, where)
@@ -435,71 +432,23 @@ class Collection:
     def _keyword(self, query: str, k: int, where: Where | None) -> list[Hit]:
         match = fts_query(query)
         sql, params = compile_where(where)
-        best: dict[int, tuple[int, float]] = {}
-        limit = k * 4
-        while True:
-            with self._lock:
-                rows = self.conn.execute(
-                    "SELECT fts.rowid, c.doc, bm25(fts) AS s FROM fts "
-                    "JOIN chunks c ON c.rid = fts.rowid JOIN documents d ON d.rid = c.doc "
-                    f"WHERE fts MATCH ? AND {sql} ORDER BY s LIMIT ?",
-                    [match, *params, limit],
-                ).fetchall()
-            best = {}
-            for rid, doc, score in rows:
-                if doc not in best:
-                    best[doc] = (rid, -float(score))
-            if len(best) >= k or len(rows) < limit:
-                break
-            limit *= 4
-        top = list(best.values())[:k]
+        with self._lock:
+            top = sq.keyword(self.conn, match, sql, params, k)
         return self._hits([r for r, _ in top], [s for _, s in top])
 
-    def _query_vector(self, query: str | np.ndarray) -> np.ndarray:
-        if isinstance(query, str):
-            if not query.strip():
-                raise InputError("the query is empty")
-            vec = np.asarray(self.embedder.embed([query], input_type="query")[0], np.float32)
-        else:
-            vec = np.asarray(query, dtype=np.float32).reshape(-1)
-            if self.dim is not None and vec.shape[0] != self.dim:
-                raise InputError(
-                    f"query vector has {vec.shape[0]} dimensions; "
-                    f"collection {self.name!r} has {self.dim}"
-                )
-            if not np.isfinite(vec).all():
-                raise InputError("query vector contains NaN or infinite values")
-        if self.normalize:
-            vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
-        return vec
-
     def _hits(self, rids: list[int], scores: list[float]) -> list[Hit]:
-        found: dict[int, tuple[Any, ...]] = {}
         with self._lock:
-            for part in _batches(rids):
-                marks = ",".join("?" * len(part))
-                for row in self.conn.execute(
-                    "SELECT c.rid, c.idx, c.start, c.end, d.id, d.text, d.metadata, d.n_chunks "
-                    f"FROM chunks c JOIN documents d ON d.rid = c.doc WHERE c.rid IN ({marks})",
-                    part,
-                ):
-                    found[row[0]] = row
+            found = sq.hit_rows(self.conn, rids)
         hits = []
         for rid, score in zip(rids, scores, strict=True):
             if rid not in found:  # deleted since the matrix was read
                 continue
             _, idx, start, end, doc_id, text, meta, n_chunks = found[rid]
             chunked = n_chunks > 1
+            piece = text[start:end] if chunked else text
+            parent = doc_id if chunked else None
             hits.append(
-                Hit(
-                    doc_id,
-                    float(score),
-                    text[start:end] if chunked else text,
-                    json.loads(meta),
-                    doc_id if chunked else None,
-                    (start, end),
-                    idx,
-                )
+                Hit(doc_id, float(score), piece, json.loads(meta), parent, (start, end), idx)
             )
         return hits
 
@@ -526,64 +475,11 @@ class Collection:
         cached = self._filter_cache.get(key)
         if cached is not None:
             return cached
-        rids = np.fromiter(
-            (
-                r[0]
-                for r in self.conn.execute(
-                    f"SELECT c.rid FROM chunks c JOIN documents d ON d.rid = c.doc WHERE {sql} "
-                    "ORDER BY c.rid",
-                    params,
-                )
-            ),
-            np.int64,
-        )
-        pos = table.positions(rids)
-        inside = pos < len(table)
-        pos = pos[inside]
-        pos = np.asarray(pos[table.rids[pos] == rids[inside]], np.int64)
+        pos = subset(table, sq.filter_chunks(self.conn, sql, params))
         if len(self._filter_cache) > 64:
             self._filter_cache.clear()
         self._filter_cache[key] = pos
         return pos
-
-    def _existing(self, ids: list[str]) -> dict[str, tuple[int, str, str]]:
-        out: dict[str, tuple[int, str, str]] = {}
-        for part in _batches(ids):
-            marks = ",".join("?" * len(part))
-            for rid, doc_id, h, meta in self.conn.execute(
-                f"SELECT rid, id, hash, metadata FROM documents WHERE id IN ({marks})", part
-            ):
-                out[doc_id] = (rid, h, meta)
-        return out
-
-    def _insert(
-        self, conn: Any, doc_id: str, text: str, meta: dict[str, Any], prep: Prepared
-    ) -> None:
-        cur = conn.execute(
-            "INSERT INTO documents(id, text, metadata, hash, n_chunks, added) VALUES (?,?,?,?,?,?)",
-            (doc_id, text, json.dumps(meta), prep.hash, len(prep.spans), time.time()),
-        )
-        doc = cur.lastrowid
-        for idx, ((start, end), h, vec) in enumerate(
-            zip(prep.spans, prep.chunk_hashes, prep.vectors, strict=True)
-        ):
-            cur = conn.execute(
-                "INSERT INTO chunks(doc, idx, start, end, hash, vector) VALUES (?,?,?,?,?,?)",
-                (doc, idx, start, end, h, encode_vector(vec, self.precision)),
-            )
-            conn.execute(
-                "INSERT INTO fts(rowid, text) VALUES (?, ?)", (cur.lastrowid, text[start:end])
-            )
-
-    def _delete_rids(self, conn: Any, rids: list[int]) -> None:
-        for part in _batches(rids):
-            marks = ",".join("?" * len(part))
-            conn.execute(
-                f"DELETE FROM fts WHERE rowid IN (SELECT rid FROM chunks WHERE doc IN ({marks}))",
-                part,
-            )
-            conn.execute(f"DELETE FROM chunks WHERE doc IN ({marks})", part)
-            conn.execute(f"DELETE FROM documents WHERE rid IN ({marks})", part)
 
     def _check_batch(
         self,
@@ -597,46 +493,6 @@ class Collection:
 
     def _prepare(self, texts: list[str], vectors: np.ndarray | None) -> list[Prepared]:
         return prepare(self, texts, vectors)
-
-
-def _canonical(model: str) -> str:
-    spec = catalog.find(str(model))
-    return spec.name if spec else str(model)
-
-
-def _new_meta(
-    name: str,
-    model: str | None,
-    kind: str | None,
-    dim: int | None,
-    precision: str,
-    normalize: bool,
-    chunking: ChunkOptions | None,
-    embedder: Any,
-) -> dict[str, Any]:
-    model = _canonical(model or (embedder.name if embedder else catalog.DEFAULT_TEXT_MODEL))
-    spec = catalog.find(model)
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    kind = kind or (spec.kind if spec else "text")
-    dim = dim or (spec.dim if spec else None) or (embedder.dim if embedder else None)
-    chunking = chunking or ChunkOptions()
-    chunking.check()
-    return {
-        "name": name,
-        "model": model,
-        "kind": kind,
-        "dim": dim,
-        "precision": precision,
-        "normalize": normalize,
-        "chunking": asdict(chunking),
-        "created": time.time(),
-    }
-
-
-def _batches(values: Sequence[Any], size: int = _BATCH) -> Iterator[list[Any]]:
-    for start in range(0, len(values), size):
-        yield list(values[start : start + size])
 
 
 def _show(ids: list[str]) -> str:

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from embedbox import catalog
 from embedbox.errors import Conflict, InputError
 from embedbox.store import db
-from embedbox.store.chunking import Span, chunk_spans
+from embedbox.store.chunking import ChunkOptions, Span, chunk_spans
 from embedbox.store.vectors import decode_vectors
+
+PRECISIONS = ("float32", "float16")  # how vectors are stored
 
 if TYPE_CHECKING:
     from embedbox.collection import Collection
@@ -193,3 +197,57 @@ def _set_dim(col: Collection, dim: int) -> None:
         col.meta["dim"] = dim
     elif col.dim != dim:
         raise Conflict(f"collection {col.name!r} has dim {col.dim}, got vectors of {dim}")
+
+
+def query_vector(col: Collection, query: str | np.ndarray) -> np.ndarray:
+    """A text query embedded with the collection's model, or a checked vector; normalised."""
+    if isinstance(query, str):
+        if not query.strip():
+            raise InputError("the query is empty")
+        vec = np.asarray(col.embedder.embed([query], input_type="query")[0], np.float32)
+    else:
+        vec = np.asarray(query, dtype=np.float32).reshape(-1)
+        if col.dim is not None and vec.shape[0] != col.dim:
+            raise InputError(
+                f"query vector has {vec.shape[0]} dimensions; collection {col.name!r} has {col.dim}"
+            )
+        if not np.isfinite(vec).all():
+            raise InputError("query vector contains NaN or infinite values")
+    if col.normalize:
+        vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
+    return vec
+
+
+def canonical_model(model: str) -> str:
+    spec = catalog.find(str(model))
+    return spec.name if spec else str(model)
+
+
+def new_meta(
+    name: str,
+    model: str | None,
+    kind: str | None,
+    dim: int | None,
+    precision: str,
+    normalize: bool,
+    chunking: ChunkOptions | None,
+    embedder: Any,
+) -> dict[str, Any]:
+    model = canonical_model(model or (embedder.name if embedder else catalog.DEFAULT_TEXT_MODEL))
+    spec = catalog.find(model)
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    kind = kind or (spec.kind if spec else "text")
+    dim = dim or (spec.dim if spec else None) or (embedder.dim if embedder else None)
+    chunking = chunking or ChunkOptions()
+    chunking.check()
+    return {
+        "name": name,
+        "model": model,
+        "kind": kind,
+        "dim": dim,
+        "precision": precision,
+        "normalize": normalize,
+        "chunking": asdict(chunking),
+        "created": time.time(),
+    }

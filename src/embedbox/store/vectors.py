@@ -111,3 +111,36 @@ def top_docs(scores: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, 
             keep = keep[:k]
             return keep, scores[keep]
         m = min(n, m * 4)
+
+
+def doc_vectors(
+    table: VectorTable, doc_rids: np.ndarray, normalize: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Document vectors (mean of each document's chunk rows, re-normalised) -> (vectors, found).
+
+    `found[i]` is False for documents the table does not hold (written after it was read).
+    Chunks of one document are inserted in one transaction, so their rows are contiguous.
+    """
+    docs, starts, counts = np.unique(table.docs, return_index=True, return_counts=True)
+    at = np.searchsorted(docs, doc_rids)
+    found = (at < len(docs)) & (docs[np.minimum(at, max(len(docs) - 1, 0))] == doc_rids)
+    if not len(docs):
+        return np.zeros((len(doc_rids), table.dim), np.float32), found
+    s, c = starts[at[found]], counts[at[found]]
+    out = np.zeros((len(doc_rids), table.dim), np.float32)
+    vecs = table.matrix[s].copy()
+    multi = np.nonzero(c > 1)[0]
+    for j in multi:
+        vecs[j] = table.matrix[s[j] : s[j] + c[j]].mean(axis=0)
+    if normalize and len(multi):
+        vecs[multi] /= np.maximum(np.linalg.norm(vecs[multi], axis=1, keepdims=True), 1e-12)
+    out[found] = vecs
+    return out, found
+
+
+def subset(table: VectorTable, rids: np.ndarray) -> np.ndarray:
+    """Row positions of those sorted chunk row ids that the table holds."""
+    pos = table.positions(rids)
+    inside = pos < len(table)
+    pos = pos[inside]
+    return np.asarray(pos[table.rids[pos] == rids[inside]], np.int64)

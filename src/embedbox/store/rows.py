@@ -1,0 +1,111 @@
+"""Row-level SQL for collections: insert/delete documents with their chunks and FTS rows,
+look ups by id, keyword (FTS5) queries and the rows behind search hits."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from embedbox.store.prepare import Prepared
+from embedbox.store.vectors import encode_vector
+
+BATCH = 500  # values per SQL IN (...)
+HitRow = tuple[int, int, int, int, str, str, str, int]  # rid idx start end id text meta n_chunks
+
+
+def batches(values: Sequence[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
+
+
+def existing(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, str, str]]:
+    """id -> (row id, content hash, metadata JSON) of the ids that are stored."""
+    out: dict[str, tuple[int, str, str]] = {}
+    for part in batches(ids):
+        marks = ",".join("?" * len(part))
+        for rid, doc_id, h, meta in conn.execute(
+            f"SELECT rid, id, hash, metadata FROM documents WHERE id IN ({marks})", part
+        ):
+            out[doc_id] = (rid, h, meta)
+    return out
+
+
+def insert(
+    conn: sqlite3.Connection,
+    doc_id: str,
+    text: str,
+    meta: dict[str, Any],
+    prep: Prepared,
+    precision: str,
+) -> None:
+    cur = conn.execute(
+        "INSERT INTO documents(id, text, metadata, hash, n_chunks, added) VALUES (?,?,?,?,?,?)",
+        (doc_id, text, json.dumps(meta), prep.hash, len(prep.spans), time.time()),
+    )
+    doc = cur.lastrowid
+    for idx, ((start, end), h, vec) in enumerate(
+        zip(prep.spans, prep.chunk_hashes, prep.vectors, strict=True)
+    ):
+        cur = conn.execute(
+            "INSERT INTO chunks(doc, idx, start, end, hash, vector) VALUES (?,?,?,?,?,?)",
+            (doc, idx, start, end, h, encode_vector(vec, precision)),
+        )
+        conn.execute("INSERT INTO fts(rowid, text) VALUES (?, ?)", (cur.lastrowid, text[start:end]))
+
+
+def delete_docs(conn: sqlite3.Connection, rids: list[int]) -> None:
+    for part in batches(rids):
+        marks = ",".join("?" * len(part))
+        conn.execute(
+            f"DELETE FROM fts WHERE rowid IN (SELECT rid FROM chunks WHERE doc IN ({marks}))",
+            part,
+        )
+        conn.execute(f"DELETE FROM chunks WHERE doc IN ({marks})", part)
+        conn.execute(f"DELETE FROM documents WHERE rid IN ({marks})", part)
+
+
+def filter_chunks(conn: sqlite3.Connection, sql: str, params: list[Any]) -> np.ndarray:
+    """Sorted chunk row ids whose document matches a compiled filter."""
+    rows = conn.execute(
+        f"SELECT c.rid FROM chunks c JOIN documents d ON d.rid = c.doc WHERE {sql} ORDER BY c.rid",
+        params,
+    )
+    return np.fromiter((r[0] for r in rows), np.int64)
+
+
+def keyword(
+    conn: sqlite3.Connection, match: str, sql: str, params: list[Any], k: int
+) -> list[tuple[int, float]]:
+    """Best chunk per document by BM25 -> [(chunk row id, score = -bm25)], best first."""
+    limit = k * 4
+    while True:
+        rows = conn.execute(
+            "SELECT fts.rowid, c.doc, bm25(fts) AS s FROM fts "
+            "JOIN chunks c ON c.rid = fts.rowid JOIN documents d ON d.rid = c.doc "
+            f"WHERE fts MATCH ? AND {sql} ORDER BY s LIMIT ?",
+            [match, *params, limit],
+        ).fetchall()
+        best: dict[int, tuple[int, float]] = {}
+        for rid, doc, score in rows:
+            best.setdefault(doc, (rid, -float(score)))
+        if len(best) >= k or len(rows) < limit:
+            return list(best.values())[:k]
+        limit *= 4
+
+
+def hit_rows(conn: sqlite3.Connection, rids: list[int]) -> dict[int, HitRow]:
+    found: dict[int, HitRow] = {}
+    for part in batches(rids):
+        marks = ",".join("?" * len(part))
+        for row in conn.execute(
+            "SELECT c.rid, c.idx, c.start, c.end, d.id, d.text, d.metadata, d.n_chunks "
+            f"FROM chunks c JOIN documents d ON d.rid = c.doc WHERE c.rid IN ({marks})",
+            part,
+        ):
+            found[row[0]] = row
+    return found
