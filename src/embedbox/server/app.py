@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from embedbox import __version__
 from embedbox.embed import Embedder
 from embedbox.server import native, openai
-from embedbox.server.errors import install_handlers
+from embedbox.server.errors import install_handlers, log
 from embedbox.server.limits import BodyLimitMiddleware
 from embedbox.server.metrics import Metrics, MetricsMiddleware
 from embedbox.server.pool import ModelPool
@@ -46,6 +46,8 @@ def create_app(
             yield
         finally:
             await pool.stop()  # queued requests finish first
+            if app.state.collections is not None:
+                app.state.collections.close_all()  # flush indexes; SQLite commits are durable
 
     app = FastAPI(
         title="embedbox",
@@ -60,7 +62,7 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(native.router)
     app.include_router(native.ops)
-    _include_collections(app)
+    app.state.collections = _include_collections(app, settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.auth_enabled:
@@ -68,13 +70,15 @@ def create_app(
     return app
 
 
-def _include_collections(app: FastAPI) -> None:
-    """Collection routes need the store (optional extra); without it they are simply absent."""
+def _include_collections(app: FastAPI, settings: ServerSettings) -> Any:
+    """Collection routes need the store extra (usearch); without it they are left out."""
     try:
         module = importlib.import_module("embedbox.server.collections")
-    except ImportError:
-        return
+    except ImportError as exc:
+        log.warning("collection routes disabled: %s (pip install 'embedbox[store]')", exc)
+        return None
     app.include_router(module.router)
+    return module.CollectionCache(settings.data_dir)
 
 
 def _declare_bearer(app: FastAPI) -> None:

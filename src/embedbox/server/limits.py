@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from embedbox.server.errors import ApiError, error_response
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class BodyLimitMiddleware:
@@ -100,11 +100,11 @@ def check_texts(texts: list[str], max_inputs: int, max_chars: int, param: str = 
 
 
 def check_collection_name(name: str, param: str = "name") -> None:
-    """1-63 characters: letters, digits, `_`, `-`, `.`; starting with a letter or digit."""
+    """1-64 characters: letters, digits, `_`, `-`, `.`; starting with a letter or digit."""
     if not NAME_RE.match(name):
         raise ApiError(
             400,
-            f"invalid collection name {name!r}: use 1-63 characters from A-Z a-z 0-9 _ - . "
+            f"invalid collection name {name!r}: use 1-64 characters from A-Z a-z 0-9 _ - . "
             "starting with a letter or digit",
             param=param,
             code="invalid_name",

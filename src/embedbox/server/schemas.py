@@ -31,9 +31,7 @@ def _texts(value: Any) -> Any:
         return [value]
     if not isinstance(value, list):
         raise ValueError("must be a string or a list of strings")
-    if any(
-        isinstance(v, int | list) and not isinstance(v, bool) for v in value
-    ):
+    if any(isinstance(v, int | list) and not isinstance(v, bool) for v in value):
         raise ValueError(TOKEN_IDS_MESSAGE)
     return value
 
@@ -149,3 +147,114 @@ class Health(BaseModel):
 class Ready(BaseModel):
     ready: bool
     models: dict[str, str]
+
+
+# ---- collections -------------------------------------------------------------------------
+Metadata = dict[str, Any]
+
+
+class CreateCollection(BaseModel):
+    """`POST /collections`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="1-64 of A-Z a-z 0-9 _ - . starting with a letter or digit.")
+    model: str | None = Field(None, description="A served text model; the default when omitted.")
+
+
+class AddItems(BaseModel):
+    """`POST /collections/{name}/items` (add; ids generated when omitted) and `PUT` (upsert)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[str]
+    ids: list[str] | None = None
+    metadatas: list[Metadata | None] | None = None
+
+
+class ItemIds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str]
+
+
+class DeleteItems(BaseModel):
+    """Delete by `ids`, by a `where` filter, or both (`where: {}` deletes everything)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] | None = None
+    where: Metadata | None = None
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str
+    k: int = Field(10, ge=1)
+    where: Metadata | None = Field(None, description="Metadata filter, applied before ranking.")
+    mode: Literal["semantic", "keyword", "hybrid"] = "semantic"
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    like: list[str] = Field(default_factory=list, description="Liked item ids.")
+    unlike: list[str] = Field(default_factory=list)
+    history: list[str] = Field(default_factory=list, description="Ids, oldest first.")
+    exclude: list[str] = Field(default_factory=list, description="Ids never to recommend.")
+    where: Metadata | None = None
+    k: int = Field(10, ge=1)
+    diversity: float | None = Field(None, ge=0, le=1, description="MMR lambda; None: relevance.")
+
+
+class CollectionInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    model: str
+    dim: int | None
+    count: int
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionInfo]
+
+
+class ItemOut(BaseModel):
+    id: str
+    text: str
+    metadata: Metadata
+
+
+class ItemsOut(BaseModel):
+    items: list[ItemOut]
+
+
+class WriteResult(BaseModel):
+    ids: list[str]
+    added: int
+    updated: int = 0
+    unchanged: int = 0
+
+
+class Deleted(BaseModel):
+    deleted: int
+
+
+class HitOut(BaseModel):
+    id: str
+    score: float
+    text: str
+    metadata: Metadata
+    parent_id: str | None = None
+    span: list[int] | None = None
+    chunk: int = 0
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitOut]
+
+
+class RecommendResponse(BaseModel):
+    items: list[HitOut]
