@@ -32,6 +32,7 @@ from embedbox.store.prepare import (
     Prepared,
     canonical_model,
     check_batch,
+    content_hash,
     new_meta,
     prepare,
     query_vector,
@@ -58,6 +59,17 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class UpsertStats:
+    """What an upsert did: `added` new ids, `updated` (text, vector or metadata changed),
+    `unchanged` (nothing to do, nothing embedded)."""
+
+    ids: list[str]
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
 
 
 @dataclass(frozen=True)
@@ -218,15 +230,15 @@ class Collection:
         texts, id_list, metas = self._check_batch(texts, ids, metadatas, vectors, need_ids=False)
         with self._lock:
             taken = sq.existing(self.conn, id_list)
+        if taken:
+            raise Conflict(_conflict_message(self.name, list(taken)))
+        prepared = self._prepare(texts, vectors)  # embedding: no lock held
+        with self._lock, db.write(self.conn) as conn:
+            taken = sq.existing(self.conn, id_list)
             if taken:
                 raise Conflict(_conflict_message(self.name, list(taken)))
-            prepared = self._prepare(texts, vectors)
-            with db.write(self.conn) as conn:
-                taken = sq.existing(self.conn, id_list)
-                if taken:
-                    raise Conflict(_conflict_message(self.name, list(taken)))
-                for doc_id, text, meta, prep in zip(id_list, texts, metas, prepared, strict=True):
-                    sq.insert(conn, doc_id, text, meta or {}, prep, self.precision)
+            for doc_id, text, meta, prep in zip(id_list, texts, metas, prepared, strict=True):
+                sq.insert(conn, doc_id, text, meta or {}, prep, self.precision)
         return id_list
 
     def upsert(
@@ -238,29 +250,59 @@ class Collection:
     ) -> list[str]:
         """Insert or replace documents by id. Unchanged texts are not re-embedded; a `None`
         metadata keeps the stored one."""
+        return self.upsert_stats(texts, ids, metadatas, vectors).ids
+
+    def upsert_stats(
+        self,
+        texts: Sequence[str] | None,
+        ids: Sequence[str],
+        metadatas: Sequence[dict[str, Any] | None] | None = None,
+        vectors: np.ndarray | None = None,
+    ) -> UpsertStats:
+        """`upsert`, reporting how many documents were added, replaced and left unchanged."""
         texts, id_list, metas = self._check_batch(texts, ids, metadatas, vectors, need_ids=True)
+        stats = UpsertStats(id_list)
         with self._lock:
-            prepared = self._prepare(texts, vectors)
-            with db.write(self.conn) as conn:
-                old = sq.existing(self.conn, id_list)
-                removed = False
-                for doc_id, text, meta, prep in zip(id_list, texts, metas, prepared, strict=True):
-                    if doc_id in old:
-                        rid, old_hash, old_meta = old[doc_id]
-                        if old_hash == prep.hash:
-                            if meta is not None and json.loads(old_meta) != meta:
-                                conn.execute(
-                                    "UPDATE documents SET metadata = ? WHERE rid = ?",
-                                    (json.dumps(meta), rid),
-                                )
-                            continue
-                        sq.delete_docs(conn, [rid])
-                        removed = True
-                        meta = meta if meta is not None else json.loads(old_meta)
-                    sq.insert(conn, doc_id, text, meta or {}, prep, self.precision)
-                if removed:
-                    db.mark_deleted(conn)
-        return id_list
+            old = sq.existing(self.conn, id_list)
+        todo = list(range(len(id_list)))
+        if vectors is None:  # unchanged texts: skip before embedding
+            todo = [
+                i
+                for i in todo
+                if id_list[i] not in old or old[id_list[i]][1] != content_hash(texts[i])
+            ]
+        prepared = dict(
+            zip(todo, self._prepare([texts[i] for i in todo], _rows(vectors, todo)), strict=True)
+        )
+        with self._lock, db.write(self.conn) as conn:
+            old = sq.existing(self.conn, id_list)
+            removed = False
+            for i, (doc_id, meta) in enumerate(zip(id_list, metas, strict=True)):
+                prep = prepared.get(i)
+                if doc_id in old:
+                    rid, old_hash, old_meta = old[doc_id]
+                    if prep is None or old_hash == prep.hash:
+                        if meta is not None and json.loads(old_meta) != meta:
+                            conn.execute(
+                                "UPDATE documents SET metadata = ? WHERE rid = ?",
+                                (json.dumps(meta), rid),
+                            )
+                            stats.updated += 1
+                        else:
+                            stats.unchanged += 1
+                        continue
+                    sq.delete_docs(conn, [rid])
+                    removed = True
+                    stats.updated += 1
+                    meta = meta if meta is not None else json.loads(old_meta)
+                else:
+                    stats.added += 1
+                if prep is None:  # added by another writer since, then removed: embed now
+                    prep = self._prepare([texts[i]], _rows(vectors, [i]))[0]
+                sq.insert(conn, doc_id, texts[i], meta or {}, prep, self.precision)
+            if removed:
+                db.mark_deleted(conn)
+        return stats
 
     def delete(self, ids: Sequence[str] | None = None, where: Where | None = None) -> int:
         """Delete documents by id and/or filter -> number deleted (missing ids are skipped)."""
@@ -493,6 +535,10 @@ class Collection:
 
     def _prepare(self, texts: list[str], vectors: np.ndarray | None) -> list[Prepared]:
         return prepare(self, texts, vectors)
+
+
+def _rows(vectors: np.ndarray | None, rows: list[int]) -> np.ndarray | None:
+    return None if vectors is None else np.asarray(vectors)[rows]
 
 
 def _show(ids: list[str]) -> str:

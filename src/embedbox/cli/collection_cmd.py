@@ -1,0 +1,265 @@
+"""`embedbox collection create|list|info|drop`, `add`, `search`, `get`, `delete`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from embedbox.cli.common import JsonOpt, app, console, err_console, print_json, progress_bar
+from embedbox.errors import InputError
+
+collection_app = typer.Typer(
+    help="Create, list, inspect and drop collections.", no_args_is_help=True
+)
+app.add_typer(collection_app, name="collection")
+
+DataDirOpt = typer.Option(
+    None,
+    "--data-dir",
+    envvar="EMBEDBOX_DATA_DIR",
+    help="Where collections live (default: $XDG_DATA_HOME/embedbox or the user data dir).",
+)
+WhereOpt = typer.Option(
+    None, "--where", help='Metadata filter as JSON, e.g. \'{"year": {"$gte": 2000}}\'.'
+)
+
+
+def _open(name: str, data_dir: Path | None, **kwargs: Any) -> Any:
+    from embedbox.collection import Collection
+
+    return Collection.open(name, data_dir=data_dir, **kwargs)
+
+
+def _where(where: str | None) -> dict[str, Any] | None:
+    if where is None:
+        return None
+    try:
+        value = json.loads(where)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--where is not valid JSON ({exc.msg}): {where}") from exc
+    if not isinstance(value, dict):
+        raise InputError('--where must be a JSON object, e.g. \'{"source": "a.txt"}\'')
+    return value
+
+
+@collection_app.command("create")
+def create(
+    name: str = typer.Argument(..., help="Collection name (or a folder path)."),
+    model: str = typer.Option("all-MiniLM-L6-v2", "--model", "-m", help="Model for its vectors."),
+    kind: str | None = typer.Option(None, "--kind", help="text | image | word (default: model's)."),
+    dim: int | None = typer.Option(None, "--dim", help="Vector size (default: model's)."),
+    precision: str = typer.Option("float32", "--precision", help="Storage: float32 | float16."),
+    normalize: bool = typer.Option(True, "--normalize/--no-normalize", help="Cosine vs dot."),
+    chunk: bool = typer.Option(True, "--chunk/--no-chunk", help="Split long texts into windows."),
+    chunk_tokens: int | None = typer.Option(None, "--chunk-tokens", help="Window size."),
+    chunk_overlap: int = typer.Option(32, "--chunk-overlap", help="Tokens shared by windows."),
+    data_dir: Path | None = DataDirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create an empty collection."""
+    from embedbox.collection import Collection
+    from embedbox.errors import Conflict
+    from embedbox.store.chunking import ChunkOptions
+    from embedbox.store.paths import DB_FILE, collection_dir, resolve_data_dir
+
+    folder, label = collection_dir(name, resolve_data_dir(data_dir))
+    if (folder / DB_FILE).exists():
+        raise Conflict(f"collection {label!r} already exists at {folder}")
+    chunking = ChunkOptions(chunk, chunk_tokens, chunk_overlap)
+    with Collection.open(
+        name,
+        model,
+        data_dir=data_dir,
+        create=True,
+        kind=kind,
+        dim=dim,
+        precision=precision,
+        normalize=normalize,
+        chunking=chunking,
+    ) as col:
+        info = col.info()
+    if as_json:
+        print_json(info)
+    else:
+        console.print(f"created collection {info['name']!r} ({info['model']}) at {info['path']}")
+
+
+@collection_app.command("list")
+def list_(data_dir: Path | None = DataDirOpt, as_json: bool = JsonOpt) -> None:
+    """List collections with their model and document count."""
+    from embedbox.collection import list_collections
+
+    rows = list_collections(data_dir)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no collections yet; create one with `embedbox collection create NAME`")
+        return
+    table = Table(title="collections")
+    for col in ("name", "model", "dim", "count", "chunks", "path"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["name"], r["model"], str(r["dim"]), str(r["count"]), str(r["chunks"]), r["path"]
+        )
+    console.print(table)
+
+
+@collection_app.command("info")
+def info(
+    name: str = typer.Argument(...), data_dir: Path | None = DataDirOpt, as_json: bool = JsonOpt
+) -> None:
+    """Settings and size of a collection."""
+    with _open(name, data_dir) as col:
+        data = col.info()
+    if as_json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+
+
+@collection_app.command("drop")
+def drop(
+    name: str = typer.Argument(...),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    data_dir: Path | None = DataDirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete a collection and all its files."""
+    from embedbox.collection import drop_collection
+
+    with _open(name, data_dir) as col:
+        count = col.count()
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"refusing to drop {name!r} ({count} documents) without --yes")
+        typer.confirm(f"drop collection {name!r} with {count} documents?", abort=True)
+    drop_collection(name, data_dir)
+    if as_json:
+        print_json({"dropped": name, "count": count})
+    else:
+        console.print(f"dropped {name!r} ({count} documents)")
+
+
+@app.command()
+def add(
+    collection: str = typer.Argument(..., help="Collection name (created if missing)."),
+    paths: list[Path] = typer.Argument(..., help="Files or folders: txt, md, jsonl, csv, parquet."),
+    id_field: str | None = typer.Option(None, "--id-field", help="Record field with the id."),
+    text_field: str = typer.Option("text", "--text-field", help="Record field with the text."),
+    metadata_field: list[str] = typer.Option(
+        None, "--metadata-field", help="Keep only these fields as metadata (repeatable)."
+    ),
+    vector_field: str | None = typer.Option(
+        None, "--vector-field", help="Field with a precomputed vector (e.g. embedding)."
+    ),
+    unit: str = typer.Option("auto", "--unit", help="txt files: auto | line | file."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Documents per commit."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model when creating (default all-MiniLM-L6-v2)."
+    ),
+    data_dir: Path | None = DataDirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Ingest files/folders into a collection (resumable: unchanged documents are skipped)."""
+    from embedbox.ingest import IngestOptions, ingest
+
+    opts = IngestOptions(
+        id_field=id_field,
+        text_field=text_field,
+        metadata_fields=tuple(metadata_field) if metadata_field else None,
+        vector_field=vector_field,
+        text_unit=unit,  # type: ignore[arg-type]
+        batch_size=batch_size,
+    )
+    with _open(collection, data_dir, model=model, create=True) as col:
+        with progress_bar(f"adding to {col.name}") as update:
+            report = ingest(col, paths, opts, progress=update)
+        total = col.count()
+    data = {**report.to_dict(), "collection": col.name, "count": total}
+    if as_json:
+        print_json(data)
+        return
+    err_console.print(
+        f"{report.documents} documents from {report.files} file(s) in {report.seconds:.1f}s: "
+        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged"
+        + (f", {report.skipped_empty} empty skipped" if report.skipped_empty else "")
+        + f"; {col.name!r} now holds {total}"
+    )
+
+
+@app.command()
+def search(
+    collection: str = typer.Argument(...),
+    query: str = typer.Argument(..., help="Search text."),
+    k: int = typer.Option(10, "-k", "--k", help="How many results."),
+    where: str | None = WhereOpt,
+    mode: str = typer.Option("semantic", "--mode", help="semantic | keyword | hybrid."),
+    data_dir: Path | None = DataDirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Search a collection by meaning, keywords or both."""
+    with _open(collection, data_dir) as col:
+        hits = col.search(query, k=k, where=_where(where), mode=mode)  # type: ignore[arg-type]
+    if as_json:
+        print_json([h.to_dict() for h in hits])
+        return
+    if not hits:
+        console.print("no results")
+        return
+    table = Table(title=f"{mode} search in {collection!r}: {query}")
+    table.add_column("#", justify="right", min_width=2, no_wrap=True)
+    table.add_column("score", justify="right", min_width=6, no_wrap=True)
+    table.add_column("id", overflow="fold", min_width=8, max_width=24)
+    table.add_column("text", overflow="ellipsis", ratio=3, no_wrap=True)
+    table.add_column("metadata", overflow="ellipsis", ratio=1, no_wrap=True)
+    for rank, hit in enumerate(hits, 1):
+        meta = json.dumps(hit.metadata, ensure_ascii=False) if hit.metadata else ""
+        table.add_row(str(rank), f"{hit.score:.4f}", hit.id, hit.text.replace("\n", " "), meta)
+    console.print(table)
+
+
+@app.command()
+def get(
+    collection: str = typer.Argument(...),
+    ids: list[str] = typer.Argument(..., help="Document ids."),
+    vectors: bool = typer.Option(False, "--vectors", help="Include document vectors."),
+    data_dir: Path | None = DataDirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show stored documents by id."""
+    with _open(collection, data_dir) as col:
+        items = col.get(ids, include_vectors=vectors)
+    if as_json:
+        print_json([item.to_dict() for item in items])
+        return
+    for item in items:
+        console.print(f"[bold]{item.id}[/bold] {json.dumps(item.metadata)}", highlight=False)
+        console.print(item.text, highlight=False, markup=False)
+
+
+@app.command()
+def delete(
+    collection: str = typer.Argument(...),
+    ids: list[str] = typer.Argument(None, help="Document ids to delete."),
+    where: str | None = WhereOpt,
+    data_dir: Path | None = DataDirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete documents by id and/or metadata filter."""
+    if not ids and where is None:
+        raise InputError("give ids to delete or --where (--where '{}' deletes everything)")
+    with _open(collection, data_dir) as col:
+        n = col.delete(ids=ids or None, where=_where(where))
+        left = col.count()
+    if as_json:
+        print_json({"deleted": n, "count": left})
+    else:
+        console.print(f"deleted {n} document(s); {left} left")
