@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from embedbox.errors import InputError
 from embedbox.similarity import as_matrix, iter_chunks, normalize
+
+if TYPE_CHECKING:
+    from embedbox.collection import Collection
 
 ClusterMethod = Literal["kmeans", "hdbscan", "agglomerative", "community"]
 METHODS: tuple[str, ...] = ("kmeans", "hdbscan", "agglomerative", "community")
@@ -270,3 +273,28 @@ def _silhouette(x: np.ndarray, labels: np.ndarray, seed: int) -> float | None:
             x[keep], labels[keep], metric="cosine", sample_size=size, random_state=seed
         )
     )
+
+
+def cluster_collection(
+    collection: Collection,
+    options: ClusterOptions | None = None,
+    where: dict[str, Any] | None = None,
+    write_field: str | None = None,
+) -> tuple[list[str], list[str], ClusterResult]:
+    """Cluster a collection's documents -> (ids, texts, result). With `write_field`, each
+    document's cluster label (-1 = noise) is written into its metadata under that key."""
+    ids, vectors = collection.vectors(where=where)
+    if len(ids) < 2:
+        raise InputError(
+            f"collection {collection.name!r} has {len(ids)} matching documents; need 2"
+        )
+    items = {it.id: it for it in collection.items(where=where)}
+    texts = [items[i].text for i in ids]
+    result = cluster(vectors, texts, options)
+    if write_field:
+        metas = [
+            {**items[i].metadata, write_field: int(lab)}
+            for i, lab in zip(ids, result.labels, strict=True)
+        ]
+        collection.upsert(texts, ids, metadatas=metas)  # same texts: metadata-only update
+    return ids, texts, result

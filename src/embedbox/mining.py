@@ -7,16 +7,20 @@ then grouped (union-find) so each duplicate group keeps one item.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from embedbox.errors import InputError
 from embedbox.similarity import as_matrix, normalize
 
+if TYPE_CHECKING:
+    from embedbox.collection import Collection
+
 Strategy = Literal["auto", "exact", "ann"]
+DedupAction = Literal["report", "tag", "drop"]
 Progress = Callable[[int, int], None]
 ANN_FROM = 200_000  # `auto` switches to the ANN index from this many items
 
@@ -187,3 +191,67 @@ def duplicate_groups(pairs: list[Pair], n: int) -> list[list[int]]:
 def duplicates_to_drop(groups: list[list[int]]) -> list[int]:
     """Indices to remove so each group keeps its first (lowest-index) item."""
     return sorted(i for g in groups for i in g[1:])
+
+
+@dataclass(frozen=True)
+class DedupReport:
+    """Duplicate pairs and groups by id; `changed` = documents dropped or tagged."""
+
+    pairs: list[tuple[str, str, float]]
+    groups: list[list[str]]
+    action: DedupAction
+    changed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "pairs": [{"a": a, "b": b, "score": round(s, 6)} for a, b, s in self.pairs],
+            "groups": self.groups,
+            "duplicates": sum(len(g) - 1 for g in self.groups),
+            "changed": self.changed,
+        }
+
+
+def dedup_ids(
+    ids: Sequence[str],
+    vectors: np.ndarray,
+    options: MiningOptions | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[tuple[str, str, float]], list[list[str]]]:
+    """Pairs and groups of near-duplicates named by id (each group's first id is the keeper)."""
+    if len(ids) != len(vectors):
+        raise InputError(f"{len(ids)} ids but {len(vectors)} vectors")
+    pairs = mine_pairs(vectors, options, progress)
+    groups = duplicate_groups(pairs, len(ids))
+    return [(ids[p.a], ids[p.b], p.score) for p in pairs], [[ids[i] for i in g] for g in groups]
+
+
+def dedup_collection(
+    collection: Collection,
+    options: MiningOptions | None = None,
+    action: DedupAction = "report",
+    where: dict[str, Any] | None = None,
+    tag_field: str = "duplicate_of",
+    progress: Progress | None = None,
+) -> DedupReport:
+    """Find near-duplicates in a collection; `action` "drop" deletes all but the first of each
+    group, "tag" writes the keeper's id into the others' metadata under `tag_field`."""
+    if action not in ("report", "tag", "drop"):
+        raise InputError(f"action must be report, tag or drop, not {action!r}")
+    ids, vectors = collection.vectors(where=where)
+    if not ids:
+        return DedupReport([], [], action, 0)
+    pairs, groups = dedup_ids(ids, vectors, options, progress)
+    extra = [(g[0], i) for g in groups for i in g[1:]]
+    if action == "drop" and extra:
+        changed = collection.delete(ids=[i for _, i in extra])
+    elif action == "tag" and extra:
+        items = collection.get([i for _, i in extra])
+        metas = [
+            {**it.metadata, tag_field: keep} for (keep, _), it in zip(extra, items, strict=True)
+        ]
+        collection.upsert([it.text for it in items], [it.id for it in items], metadatas=metas)
+        changed = len(items)
+    else:
+        changed = 0
+    return DedupReport(pairs, groups, action, changed)
