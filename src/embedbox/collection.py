@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from embedbox.errors import Conflict, InputError, NotFound
+from embedbox.errors import Conflict, EmbedboxError, InputError, NotFound
 from embedbox.store import db
 from embedbox.store import rows as sq
 from embedbox.store.ann import AnnIndex, AnnOptions
@@ -559,13 +559,17 @@ def _replace_score(hit: Hit, score: float) -> Hit:
 
 
 def list_collections(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """Info of every collection under the data dir, sorted by name."""
+    """Info of every collection under the data dir, sorted by name (an unreadable one is
+    listed with an `error` instead)."""
     root = resolve_data_dir(data_dir) / "collections"
     out = []
     for folder in sorted(root.glob("*/")) if root.exists() else []:
         if (folder / DB_FILE).exists():
-            with Collection.open(folder) as col:
-                out.append(col.info())
+            try:
+                with Collection.open(folder) as col:
+                    out.append(col.info())
+            except EmbedboxError as exc:  # listed, not fatal: the others still show
+                out.append({"name": folder.name, "path": str(folder), "error": str(exc)})
     return out
 
 

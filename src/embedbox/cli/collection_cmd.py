@@ -105,6 +105,9 @@ def list_(data_dir: Path | None = DataDirOpt, as_json: bool = JsonOpt) -> None:
     for col in ("name", "model", "dim", "count", "chunks", "path"):
         table.add_column(col)
     for r in rows:
+        if "error" in r:
+            table.add_row(r["name"], f"[red]{r['error']}[/red]", "", "", "", r["path"])
+            continue
         table.add_row(
             r["name"], r["model"], str(r["dim"]), str(r["count"]), str(r["chunks"]), r["path"]
         )
