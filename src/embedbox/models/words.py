@@ -23,7 +23,9 @@ import numpy as np
 from embedbox.errors import InputError, ModelNotFound, NotFound
 from embedbox.words import DEFAULT_WORD_MODEL, WordVectors
 
-Format = Literal["auto", "glove-package", "word2vec", "glove", "word2vec-bin", "fasttext", "npy", "gensim"]
+Format = Literal[
+    "auto", "glove-package", "word2vec", "glove", "word2vec-bin", "fasttext", "npy", "gensim"
+]
 FASTTEXT_MAGIC = 793712314
 Progress = Callable[[int, int], None]
 
@@ -78,7 +80,9 @@ def load(
             str(path), binary=fmt == "word2vec-bin", no_header=fmt == "glove", limit=limit
         )
     except (ValueError, UnicodeDecodeError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable {fmt} file ({exc}); pass the right format") from exc
+        raise InputError(
+            f"{path}: not a readable {fmt} file ({exc}); pass the right format"
+        ) from exc
     return _from_keyed(kv, path.name)
 
 
@@ -110,7 +114,9 @@ def _glove_package(folder: Path, name: str, limit: int | None) -> WordVectors:
     emb = next(iter(sorted(folder.glob("*_emb.npy"))), None)
     idx = next(iter(sorted(folder.glob("*_index.parquet"))), None)
     if emb is None or idx is None:
-        raise ModelNotFound(f"{folder} lacks the *_emb.npy / *_index.parquet pair of a GloVe package")
+        raise ModelNotFound(
+            f"{folder} lacks the *_emb.npy / *_index.parquet pair of a GloVe package"
+        )
     words = [str(w) for w in pq.read_table(idx).column(0).to_pylist()]
     vectors = np.load(emb, mmap_mode="r")
     n = len(words) if limit is None else min(limit, len(words))
@@ -139,7 +145,9 @@ def _fasttext(path: Path) -> WordVectors:
     return _from_keyed(kv, path.name, subword=kv.get_vector)
 
 
-def _from_keyed(kv: Any, name: str, subword: Callable[[str], np.ndarray] | None = None) -> WordVectors:
+def _from_keyed(
+    kv: Any, name: str, subword: Callable[[str], np.ndarray] | None = None
+) -> WordVectors:
     words = [str(w) for w in kv.index_to_key]
     return WordVectors(words, kv.vectors, name=name, lowercase=_all_lower(words), subword=subword)
 
@@ -227,7 +235,9 @@ def save(model: Any, path: str | os.PathLike[str]) -> Path:
         from gensim.models.fasttext import save_facebook_model
 
         if out.suffix != ".bin":
-            raise InputError(f"save a FastText model as a .bin file (Facebook format), not {out.name}")
+            raise InputError(
+                f"save a FastText model as a .bin file (Facebook format), not {out.name}"
+            )
         save_facebook_model(model, str(out))
         return out
     if isinstance(model, WordVectors):
