@@ -8,9 +8,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
+import pytest
 
-from embedbox import Embedder, hardware  # noqa: E402
+from embedbox import Embedder, hardware
 
 
 @pytest.fixture(scope="session")

@@ -75,11 +75,13 @@ def test_jina_task_adapters_chosen_per_call(folders: dict[str, Path]) -> None:
 
 
 def test_missing_models_say_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFound, match="huggingface-cli download nomic-ai/nomic-embed-text-v1.5"):
+    with pytest.raises(
+        ModelNotFound, match=r"huggingface-cli download nomic-ai/nomic-embed-text-v1\.5"
+    ):
         Embedder("nomic-embed-text-v1.5")
     with pytest.raises(ModelNotFound, match="no folder at"):
         Embedder(str(tmp_path / "nowhere"))
-    with pytest.raises(ModelNotFound, match="no snapshot in the Hugging Face cache"):
+    with pytest.raises(ModelNotFound, match=r"no snapshot in the Hugging Face cache"):
         Embedder("someone/unknown-model")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelNotFound, match="no config.json"):

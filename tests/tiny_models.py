@@ -14,7 +14,12 @@ import torch
 
 from embedbox.catalog import find
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+)
 JINA_TASKS = ("retrieval.query", "retrieval.passage", "text-matching")
 
 
@@ -30,8 +35,18 @@ def _copy_tokenizer(dest: Path) -> None:
 def _st_metadata(dest: Path, pooling: str, max_seq_length: int, prompts: dict[str, str]) -> None:
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+        {
+            "idx": 2,
+            "name": "2",
+            "path": "2_Normalize",
+            "type": "sentence_transformers.models.Normalize",
+        },
     ]
     (dest / "modules.json").write_text(json.dumps(modules))
     (dest / "1_Pooling").mkdir()
@@ -42,7 +57,9 @@ def _st_metadata(dest: Path, pooling: str, max_seq_length: int, prompts: dict[st
         json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False})
     )
     (dest / "config_sentence_transformers.json").write_text(
-        json.dumps({"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"})
+        json.dumps(
+            {"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"}
+        )
     )
 
 

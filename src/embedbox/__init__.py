@@ -1,6 +1,6 @@
 """embedbox: local-first embeddings for text, words and images."""
 
-from embedbox.embed import EmbedResult, Embedder, EmbedderOptions, TruncationWarning
+from embedbox.embed import Embedder, EmbedderOptions, EmbedResult, TruncationWarning
 from embedbox.errors import (
     Conflict,
     EmbedboxError,

@@ -80,7 +80,13 @@ NOMIC_PROMPTS = {
     "classification": "classification: ",
     "clustering": "clustering: ",
 }
-JINA_TASKS = ("retrieval.query", "retrieval.passage", "separation", "classification", "text-matching")
+JINA_TASKS = (
+    "retrieval.query",
+    "retrieval.passage",
+    "separation",
+    "classification",
+    "text-matching",
+)
 
 CATALOG: tuple[ModelSpec, ...] = (
     ModelSpec(

@@ -330,7 +330,9 @@ class Embedder:
             raise InputError("the prompt leaves too little room for text in each chunk")
         stride = max(1, size - min(self.options.chunk_overlap, size // 2))
         starts = range(0, max(len(content) - size, 0) + stride, stride)
-        return [enc.wrap(head + content[s : s + size]) for s in starts if s < len(content) or s == 0]
+        return [
+            enc.wrap(head + content[s : s + size]) for s in starts if s < len(content) or s == 0
+        ]
 
     def _batches(self, items: list[_Item]) -> list[list[_Item]]:
         """Length-sorted batches under a token budget (padding waste stays small)."""
@@ -399,7 +401,9 @@ def _merge_chunks(pooled: np.ndarray, items: list[_Item], n: int, normalize: boo
 
 def _validate(texts: Sequence[str], allow_empty: bool) -> list[str]:
     if isinstance(texts, str):
-        raise InputError("embed() takes a list of texts; wrap a single string in a list or use embed_one()")
+        raise InputError(
+            "embed() takes a list of texts; wrap a single string in a list or use embed_one()"
+        )
     if isinstance(texts, np.ndarray):
         texts = texts.tolist()
     if not isinstance(texts, Sequence):
@@ -415,4 +419,3 @@ def _validate(texts: Sequence[str], allow_empty: bool) -> list[str]:
             )
         out.append(text)
     return out
-

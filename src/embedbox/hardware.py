@@ -47,4 +47,6 @@ def describe() -> str:
     flags = cpu_flags()
     fast = sorted({"amx_bf16", "avx512_bf16", "avx512_vnni", "avx2"} & flags)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu flags {fast}, gpu {gpu}"
+    return (
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu flags {fast}, gpu {gpu}"
+    )

@@ -77,7 +77,9 @@ def read_texts(path: str | Path, field: str = "text") -> list[str]:
     for n, record in enumerate(read_records(path)):
         if field not in record:
             fields = ", ".join(map(str, record)) or "none"
-            raise InputError(f"{path}: record {n} has no field {field!r} (fields: {fields}); use --field")
+            raise InputError(
+                f"{path}: record {n} has no field {field!r} (fields: {fields}); use --field"
+            )
         texts.append(record[field])
     return texts
 

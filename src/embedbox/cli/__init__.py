@@ -13,7 +13,7 @@ from embedbox.cli.common import app, fail
 from embedbox.errors import EmbedboxError
 
 # Command modules register themselves on `app` when imported.
-from embedbox.cli import embed_cmd  # noqa: E402, F401  isort: skip
+from embedbox.cli import embed_cmd  # noqa: F401  isort: skip
 from embedbox.cli import collection_cmd  # noqa: F401  isort: skip
 from embedbox.cli import serve_cmd  # noqa: F401  isort: skip
 from embedbox.cli import tasks_cmd  # noqa: F401  isort: skip

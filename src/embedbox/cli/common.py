@@ -23,7 +23,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 ModelOpt = typer.Option("all-MiniLM-L6-v2", "--model", "-m", help="Catalog name, HF id or folder.")
-ComputeOpt = typer.Option("auto", "--compute", help="auto | fp32 | bf16 | fp16 (auto: bf16 on CPUs with native bf16).")
+ComputeOpt = typer.Option(
+    "auto", "--compute", help="auto | fp32 | bf16 | fp16 (auto: bf16 on CPUs with native bf16)."
+)
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 
 

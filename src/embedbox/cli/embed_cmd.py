@@ -29,16 +29,28 @@ from embedbox.io import read_stdin_lines, read_texts, write_vectors
 @app.command()
 def embed(
     texts: list[str] = typer.Argument(None, help="Texts to embed (or use --input / stdin)."),
-    input: Path | None = typer.Option(None, "--input", "-i", help="txt (one text per line), jsonl, csv or parquet."),
+    input: Path | None = typer.Option(
+        None, "--input", "-i", help="txt (one text per line), jsonl, csv or parquet."
+    ),
     field: str = typer.Option("text", "--field", help="Record field holding the text."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write .npy, .jsonl or .parquet."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write .npy, .jsonl or .parquet."
+    ),
     model: str = ModelOpt,
-    dimensions: int | None = typer.Option(None, "--dimensions", help="Matryoshka: keep the first N dims, re-normalised."),
-    precision: str = typer.Option("float32", "--precision", help="float32 | float16 | int8 | uint8 | binary | ubinary."),
+    dimensions: int | None = typer.Option(
+        None, "--dimensions", help="Matryoshka: keep the first N dims, re-normalised."
+    ),
+    precision: str = typer.Option(
+        "float32", "--precision", help="float32 | float16 | int8 | uint8 | binary | ubinary."
+    ),
     compute: str = ComputeOpt,
     prompt: str | None = typer.Option(None, "--prompt", help="Literal text put before each input."),
-    prompt_name: str | None = typer.Option(None, "--prompt-name", help="A prompt the model defines, e.g. query."),
-    input_type: str | None = typer.Option(None, "--input-type", help="query | document (picks the model's prompt or task)."),
+    prompt_name: str | None = typer.Option(
+        None, "--prompt-name", help="A prompt the model defines, e.g. query."
+    ),
+    input_type: str | None = typer.Option(
+        None, "--input-type", help="query | document (picks the model's prompt or task)."
+    ),
     task: str | None = typer.Option(None, "--task", help="Task adapter (jina-embeddings-v3)."),
     long_text: str = typer.Option("truncate", "--long-text", help="truncate | chunk | error."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
@@ -126,7 +138,7 @@ def similarity(
 @app.command()
 def models(as_json: bool = JsonOpt) -> None:
     """Known models and whether their weights are on this machine."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in catalog.CATALOG:
         path = spec.local_path()
         rows.append(

@@ -17,7 +17,9 @@ def resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, ModelSpec | Non
     """
     raw = str(name_or_path)
     if not raw.strip():
-        raise ModelNotFound("model name is empty; pass a catalog name (see `embedbox models`) or a folder")
+        raise ModelNotFound(
+            "model name is empty; pass a catalog name (see `embedbox models`) or a folder"
+        )
     path = Path(raw).expanduser()
     if path.is_dir():
         return path.resolve(), find(path.name)
@@ -42,4 +44,3 @@ def resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, ModelSpec | Non
         f"(see `embedbox models`), and no snapshot in the Hugging Face cache; "
         "pass a local model folder or download it into the cache on a machine with internet"
     )
-

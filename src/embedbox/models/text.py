@@ -97,7 +97,9 @@ def read_model_info(path: Path, default_pooling: Pooling = "mean") -> TextModelI
     include_prompt = True
     for m in module_list:
         if str(m.get("type", "")).endswith("Pooling"):
-            pooling, include_prompt = _pooling_from_config(_read_json(path / m["path"] / "config.json"))
+            pooling, include_prompt = _pooling_from_config(
+                _read_json(path / m["path"] / "config.json")
+            )
     # A plain HF folder (no modules.json) is normalised: cosine is what users expect from it.
     normalize = any(t.endswith("Normalize") for t in types) or not module_list
     sbert = _read_json(path / "sentence_bert_config.json")
@@ -186,7 +188,11 @@ class TextEncoder:
         """Token strings, character spans and ids of `text` (no special tokens)."""
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = list(enc["input_ids"])
-        return self.tokenizer.convert_ids_to_tokens(ids), [tuple(o) for o in enc["offset_mapping"]], ids
+        return (
+            list(self.tokenizer.convert_ids_to_tokens(ids)),
+            [tuple(o) for o in enc["offset_mapping"]],
+            ids,
+        )
 
     # ---- model --------------------------------------------------------------------------
     def set_task(self, task: str | None) -> None:
@@ -236,7 +242,9 @@ def _with_adapters(model: Any, adapters: dict[str, Path]) -> Any:
     try:
         from peft import PeftModel
     except ImportError as exc:
-        raise ModelNotFound("this model carries task adapters; install peft (`pip install peft`)") from exc
+        raise ModelNotFound(
+            "this model carries task adapters; install peft (`pip install peft`)"
+        ) from exc
     tasks = list(adapters.items())
     first, path = tasks[0]
     wrapped = PeftModel.from_pretrained(model, str(path), adapter_name=_adapter_name(first))
