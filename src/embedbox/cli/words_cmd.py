@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -210,3 +211,39 @@ def train(
         print_json(summary)
     else:
         console.print(f"trained {kind}: {len(wv)} words x {wv.dim} dims -> {saved}")
+
+
+@app.command()
+def tokens(
+    text: str = typer.Argument(..., help="The text whose tokens to embed."),
+    words: bool = typer.Option(False, "--words", help="One vector per word (pieces averaged)."),
+    model: str = typer.Option("all-MiniLM-L6-v2", "--model", "-m", help="Transformer model."),
+    normalize: bool = typer.Option(False, "--normalize", help="L2-normalise each vector."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Contextual vectors for each token (or word) of a text, with character offsets."""
+    from embedbox.cli.common import get_embedder
+    from embedbox.tokens import embed_tokens
+
+    tv = embed_tokens(
+        text, get_embedder(model, "fp32"), level="word" if words else "token", normalize=normalize
+    )
+    if as_json:
+        print_json(
+            {
+                "model": model,
+                "level": tv.level,
+                "tokens": [
+                    {"token": t, "start": s, "end": e, "vector": v}
+                    for t, (s, e), v in zip(tv.tokens, tv.offsets, tv.vectors, strict=True)
+                ],
+            }
+        )
+        return
+    table = Table(title=f"{tv.level} vectors ({model}, dim {tv.vectors.shape[1]})")
+    for col in ("#", tv.level, "span", "norm", "vector (first 5)"):
+        table.add_column(col)
+    for i, (t, (s, e), v) in enumerate(zip(tv.tokens, tv.offsets, tv.vectors, strict=True)):
+        first = " ".join(f"{x:+.3f}" for x in v[:5].tolist())
+        table.add_row(str(i), t, f"{s}-{e}", f"{float(np.linalg.norm(v)):.2f}", first)
+    console.print(table)
