@@ -109,6 +109,7 @@ class Collection:
         self._embedder = embedder
         self._lock = threading.RLock()
         self._filter_cache: dict[tuple[int, str], np.ndarray] = {}
+        self._query_cache: dict[str, np.ndarray] = {}
         if embedder is not None:
             self._check_embedder(embedder)
 

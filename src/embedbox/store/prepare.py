@@ -204,7 +204,16 @@ def query_vector(col: Collection, query: str | np.ndarray) -> np.ndarray:
     if isinstance(query, str):
         if not query.strip():
             raise InputError("the query is empty")
+        cache = col._query_cache
+        if query in cache:
+            return cache[query]
         vec = np.asarray(col.embedder.embed([query], input_type="query")[0], np.float32)
+        if col.normalize:
+            vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
+        if len(cache) >= 256:  # recent queries; repeated ones skip the model
+            cache.pop(next(iter(cache)))
+        cache[query] = vec
+        return vec
     else:
         vec = np.asarray(query, dtype=np.float32).reshape(-1)
         if col.dim is not None and vec.shape[0] != col.dim:
