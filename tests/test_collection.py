@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def test_long_documents_are_chunked_with_spans(
     ).fetchall()
     assert len(rows) >= 2
     assert rows[0][0] == 0 and rows[-1][1] == len(docs[long_doc])
-    for (s1, e1), (s2, _) in zip(rows, rows[1:], strict=False):
+    for (_, e1), (s2, _) in itertools.pairwise(rows):
         assert s2 < e1  # neighbouring windows overlap
     pieces = [docs[long_doc][s:e] for s, e in rows]
     assert max(embedder.count_tokens(pieces)) <= embedder.max_tokens  # nothing truncated
@@ -172,7 +173,7 @@ def test_model_and_options_are_recorded(tmp_path: Path, embedder: Embedder) -> N
     assert reopened.info()["model"] == "all-MiniLM-L6-v2"
     other = Embedder.__new__(Embedder)
     other.name = "bge-small-en-v1.5"
-    with pytest.raises(Conflict, match="uses model 'all-MiniLM-L6-v2', not 'bge-small-en-v1.5'"):
+    with pytest.raises(Conflict, match=r"uses model 'all-MiniLM-L6-v2', not 'bge-small-en-v1\.5'"):
         Collection.open("opts", data_dir=tmp_path, embedder=other)
     with pytest.raises(InputError, match="text 0 is empty"):
         col.add(["   "])
