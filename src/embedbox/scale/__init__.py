@@ -1,0 +1,6 @@
+"""Batch embedding at scale: resumable dataset jobs on a local process pool or on Ray."""
+
+from embedbox.scale.job import JobReport, read_errors, run_job
+from embedbox.scale.spec import JobSpec
+
+__all__ = ["JobReport", "JobSpec", "read_errors", "run_job"]
