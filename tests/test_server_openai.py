@@ -240,3 +240,20 @@ def _metric(server: str, name: str) -> float:
         if line.startswith(name):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def test_ready_turns_503_when_the_worker_dies(embedder: Embedder) -> None:
+    app = create_app(ServerSettings(), preloaded={MODEL: embedder})
+    with ServerThread(app) as url:
+        assert httpx.get(url + "/ready").status_code == 200
+        batcher = app.state.pool.batchers[MODEL]
+        loop = batcher._task.get_loop()
+        loop.call_soon_threadsafe(batcher._task.cancel)
+        deadline = time.monotonic() + 10
+        while batcher.alive and time.monotonic() < deadline:
+            time.sleep(0.02)
+        r = httpx.get(url + "/ready")
+        assert r.status_code == 503
+        assert r.json() == {"ready": False, "models": {MODEL: "worker stopped"}}
+        r = httpx.post(url + "/v1/embeddings", json={"input": "x"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
