@@ -33,15 +33,17 @@ print("finished", flush=True)
 """
 
 READER = """
-import json, sys, time
+import json, sys
+from pathlib import Path
 import numpy as np
 from embedbox.collection import Collection
-from embedbox.store.ann import AnnOptions
-col = Collection.open(sys.argv[1], ann=AnnOptions(threshold=500))
+col = Collection.open(sys.argv[1])
 queries = np.load(sys.argv[2])
 counts, errors, checks = [], [], 0
-end = time.time() + float(sys.argv[3])
-while time.time() < end:
+col.search(queries[0], k=5)
+print("ready", flush=True)
+stop = Path(sys.argv[3])
+while not stop.exists() or checks < 10:
     try:
         n = col.count()
         i = int(np.random.randint(0, 1000))  # ids present from the start
@@ -138,14 +140,16 @@ def test_readers_and_a_writer_in_separate_processes(tmp_path: Path, glove: np.nd
     script.write_text(READER)
     readers = [
         subprocess.Popen(
-            [sys.executable, str(script), str(folder), str(queries), "6"],
+            [sys.executable, str(script), str(folder), str(queries), str(tmp_path / "stop")],
             env=_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         for _ in range(3)
     ]
-    time.sleep(1.5)  # let readers start
+    for proc in readers:  # wait until every reader has opened and searched once
+        assert proc.stdout is not None
+        assert proc.stdout.readline().decode().strip() == "ready", proc.stderr
     states = {col.count()}  # every committed document count
     for start in range(1000, N, 250):  # the writer: this process, 28 transactions
         col.add(
@@ -156,7 +160,8 @@ def test_readers_and_a_writer_in_separate_processes(tmp_path: Path, glove: np.nd
         states.add(col.count())
         col.delete(ids=[f"g{start}"])  # deletes force readers to reload their matrix
         states.add(col.count())
-        time.sleep(0.05)
+        time.sleep(0.1)
+    (tmp_path / "stop").touch()
     for proc in readers:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()[-2000:]
