@@ -154,7 +154,9 @@ def drop(
 @app.command()
 def add(
     collection: str = typer.Argument(..., help="Collection name (created if missing)."),
-    paths: list[Path] = typer.Argument(..., help="Files or folders: txt, md, jsonl, csv, parquet."),
+    paths: list[Path] = typer.Argument(
+        None, help="Files or folders: txt, md, jsonl, csv, parquet."
+    ),
     id_field: str | None = typer.Option(None, "--id-field", help="Record field with the id."),
     text_field: str = typer.Option("text", "--text-field", help="Record field with the text."),
     metadata_field: list[str] = typer.Option(
@@ -168,11 +170,22 @@ def add(
     model: str | None = typer.Option(
         None, "--model", "-m", help="Model when creating (default all-MiniLM-L6-v2)."
     ),
+    from_embeddings: Path | None = typer.Option(
+        None, "--from-embeddings", help="Output folder of embed-dataset: add without embedding."
+    ),
     data_dir: Path | None = DataDirOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Ingest files/folders into a collection (resumable: unchanged documents are skipped)."""
     from embedbox.ingest import IngestOptions, ingest
+
+    if from_embeddings is not None:
+        from embedbox.cli.dataset_cmd import add_from_embeddings
+
+        add_from_embeddings(collection, from_embeddings, paths, model, data_dir, as_json)
+        return
+    if not paths:
+        raise InputError("give files or folders to add, or --from-embeddings DIR")
 
     opts = IngestOptions(
         id_field=id_field,

@@ -88,7 +88,45 @@ def embed_dataset(
         f"{report.rows_per_s:.1f} rows/s on {report.engine} x{report.workers}; "
         f"{report.skipped_shards} of {report.shards} shards already done; "
         f"{report.total_rows} rows in {report.output}"
-        + (f"; {report.bad_rows} bad rows listed in {report.errors_file}" if report.bad_rows else "")
+        + (
+            f"; {report.bad_rows} bad rows listed in {report.errors_file}"
+            if report.bad_rows
+            else ""
+        )
         + (f"; {report.truncated} texts truncated" if report.truncated else ""),
+        highlight=False,
+    )
+
+
+def add_from_embeddings(
+    collection: str,
+    folder: Path,
+    paths: list[Path] | None,
+    model: str | None,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """`embedbox add COLLECTION --from-embeddings DIR`: load a job's output, no re-embedding."""
+    from embedbox.collection import Collection
+    from embedbox.errors import InputError
+    from embedbox.scale import manifest
+    from embedbox.scale.load import load_embeddings_into
+
+    if paths:
+        raise InputError("give files to embed or --from-embeddings DIR, not both")
+    man = manifest.load(folder)
+    made_with = man.model.get("name") if man is not None else None
+    with Collection.open(
+        collection, model=model or made_with, data_dir=data_dir, create=True
+    ) as col:
+        with progress_bar(f"loading into {col.name}", enabled=not as_json) as update:
+            report = load_embeddings_into(col, folder, progress=update)
+        total = col.count()
+    if as_json:
+        print_json({**report.to_dict(), "collection": col.name, "count": total})
+        return
+    console.print(
+        f"{report.rows} vectors from {report.shards} shard(s) of {folder}: {report.added} added, "
+        f"{report.updated} updated, {report.unchanged} unchanged; {col.name!r} now holds {total}",
         highlight=False,
     )
