@@ -181,3 +181,22 @@ def test_model_and_options_are_recorded(tmp_path: Path, embedder: Embedder) -> N
         Collection.open(
             "x", data_dir=tmp_path, create=True, chunking=ChunkOptions(tokens=32, overlap=20)
         )
+
+
+@pytest.mark.slow
+def test_ann_recall_on_minilm_vectors(tmp_path: Path, embedder: Embedder) -> None:
+    """HNSW vs exact on MiniLM vectors of STS-B sentences (800 stored, 60 queries)."""
+    from embedbox.datasets import sts_b
+    from embedbox.store.ann import AnnOptions
+
+    sentences = list(dict.fromkeys(s for p in sts_b("test") for s in (p.a, p.b)))[:860]
+    vecs = embedder.embed(sentences)
+    stored, queries = vecs[:800], vecs[800:]
+    col = Collection.open(tmp_path / "sts", create=True, ann=AnnOptions(threshold=200))
+    col.add(sentences[:800], ids=[str(i) for i in range(800)], vectors=stored)
+    assert col.info()["index"] == "hnsw" and col._embedder is None
+    recall = []
+    for q in queries:
+        want = {str(i) for i in np.argsort(-(stored @ q), kind="stable")[:10]}
+        recall.append(len(want & {h.id for h in col.search(q, k=10)}) / 10)
+    assert np.mean(recall) >= 0.95, np.mean(recall)
