@@ -39,7 +39,9 @@ def _run_shard(shard: Shard) -> dict[str, Any]:
     return process(shard, _worker[0], _worker[1])
 
 
-def run_local(spec: JobSpec, shards: list[Shard], on_done: OnDone) -> dict[str, Any]:
+def run_local(
+    spec: JobSpec, shards: list[Shard], on_done: OnDone, embedder: Embedder | None = None
+) -> dict[str, Any]:
     """One process (`workers=1`, in the driver) or a spawned pool with a model per worker."""
     workers = min(spec.worker_count(), max(len(shards), 1))
     threads = spec.threads or max(1, available_cores() // workers)
@@ -47,7 +49,7 @@ def run_local(spec: JobSpec, shards: list[Shard], on_done: OnDone) -> dict[str, 
     if not shards:
         return info
     if workers == 1:
-        emb = make_embedder(spec, threads)
+        emb = embedder or make_embedder(spec, threads)
         for shard in shards:
             on_done(process(shard, spec, emb))
         return info

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from embedbox.embed import Embedder
 from embedbox.errors import Conflict, InputError
 from embedbox.scale import manifest as mf
 from embedbox.scale.engines import run_local, run_ray
 from embedbox.scale.reader import plan
+from embedbox.scale.shard import make_embedder
 from embedbox.scale.spec import JobSpec
 
 Progress = Callable[[int, int], None]
@@ -42,9 +44,18 @@ class JobReport:
         return dict(self.__dict__)
 
 
-def run_job(spec: JobSpec, progress: Progress | None = None) -> JobReport:
-    """Embed `spec.inputs` into Parquet shards under `spec.output`; resumes a stopped run."""
+def run_job(
+    spec: JobSpec, progress: Progress | None = None, embedder: Embedder | None = None
+) -> JobReport:
+    """Embed `spec.inputs` into Parquet shards under `spec.output`; resumes a stopped run.
+
+    `embedder`: reuse a loaded model for a one-process local run (`workers=1`).
+    """
     began = time.perf_counter()
+    if embedder is not None and (spec.engine != "local" or spec.worker_count() != 1):
+        raise InputError("a loaded embedder can only be reused by a local run with workers=1")
+    if embedder is not None:
+        _check_embedder(embedder, spec)
     out = spec.output_dir
     if out.exists() and not out.is_dir():
         raise InputError(f"--output {out} is a file; give a folder")
@@ -85,12 +96,12 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobReport:
         if progress is not None:
             progress(state["rows_in"], total)
 
-    runner = run_ray if spec.engine == "ray" else run_local
-    info = runner(spec, pending, on_done)
+    if spec.engine == "ray":
+        info = run_ray(spec, pending, on_done)
+    else:
+        info = run_local(spec, pending, on_done, embedder)
     if not man.model:  # nothing to embed at all: record the model all the same
-        from embedbox.scale.shard import make_embedder
-
-        emb = make_embedder(spec, spec.threads)
+        emb = embedder or make_embedder(spec, spec.threads)
         man.model = {
             "name": emb.name,
             "dim": spec.dimensions or emb.dim,
@@ -120,6 +131,21 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobReport:
     man.summary = report.to_dict()
     man.save(out)
     return report
+
+
+def _check_embedder(emb: Embedder, spec: JobSpec) -> None:
+    from embedbox.store.prepare import canonical_model
+
+    compute = str(emb.dtype).removeprefix("torch.").replace("float32", "fp32")
+    compute = compute.replace("bfloat16", "bf16").replace("float16", "fp16")
+    if canonical_model(emb.name) != canonical_model(spec.model) or spec.compute not in (
+        "auto",
+        compute,
+    ):
+        raise InputError(
+            f"the embedder given runs {emb.name} in {compute}, but the job asks for "
+            f"{spec.model} in {spec.compute}; pass a matching embedder or none"
+        )
 
 
 def _gather_errors(out: Any, names: list[str]) -> str | None:
