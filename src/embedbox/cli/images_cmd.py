@@ -1,0 +1,175 @@
+"""`embedbox images embed|classify|similar`: image vectors, ImageNet labels, similar-image search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from embedbox.cli.common import JsonOpt, app, console, err_console, print_json, progress_bar
+from embedbox.errors import InputError
+
+images_app = typer.Typer(
+    help="Image embeddings (EfficientNet-Lite0 by default; CLIP/SigLIP folders for text-image).",
+    no_args_is_help=True,
+)
+app.add_typer(images_app, name="images")
+
+ImageModelOpt = typer.Option(
+    "efficientnet-lite0", "--model", "-m", help="efficientnet-lite0, or a CLIP/SigLIP folder."
+)
+
+
+def _encoder(model: str) -> Any:
+    from embedbox.models.image import load_image_encoder
+
+    if err_console.is_terminal:
+        with err_console.status(f"loading {model}…"):
+            return load_image_encoder(model)
+    return load_image_encoder(model)
+
+
+def _report_skipped(skipped: list[Any]) -> None:
+    for s in skipped[:20]:
+        err_console.print(f"skipped {s.item}: {s.reason}", highlight=False, markup=False)
+    if len(skipped) > 20:
+        err_console.print(f"… and {len(skipped) - 20} more skipped")
+
+
+@images_app.command()
+def embed(
+    inputs: list[str] = typer.Argument(..., help="Image files or folders."),
+    model: str = ImageModelOpt,
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write .npy, .jsonl or .parquet."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Embed images (folders: unreadable files are skipped and reported)."""
+    from embedbox.images import embed_images
+    from embedbox.io import write_vectors
+
+    enc = _encoder(model)
+    with progress_bar("embedding images") as update:
+        result = embed_images(inputs, enc, on_error="skip", progress=update)
+    _report_skipped(result.skipped)
+    if not result.names:
+        raise InputError("no readable images among the inputs")
+    summary: dict[str, Any] = {
+        "model": enc.name,
+        "count": len(result.names),
+        "dim": enc.dim,
+        "skipped": [{"item": s.item, "reason": s.reason} for s in result.skipped],
+    }
+    if output is not None:
+        write_vectors(output, result.vectors, texts=result.names)
+        if as_json:
+            print_json({**summary, "output": str(output)})
+        else:
+            console.print(f"wrote {len(result.names)} x {enc.dim} vectors to {output}")
+        return
+    if as_json:
+        print_json({**summary, "images": result.names, "embeddings": result.vectors})
+        return
+    table = Table(title=f"{enc.name}: {len(result.names)} x {enc.dim}")
+    table.add_column("image", overflow="ellipsis", max_width=50, no_wrap=True)
+    table.add_column("vector (first 6)")
+    for name, vec in list(zip(result.names, result.vectors, strict=True))[:20]:
+        table.add_row(name, " ".join(f"{v:+.3f}" for v in vec[:6].tolist()))
+    console.print(table)
+
+
+@images_app.command()
+def classify(
+    inputs: list[str] = typer.Argument(..., help="Image files or folders."),
+    k: int = typer.Option(3, "--k", "-k", help="Labels per image."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """ImageNet labels from EfficientNet-Lite0 (a check that the model sees what you see)."""
+    from embedbox.images import load_images
+    from embedbox.models.image import EfficientNetEncoder, load_image_encoder
+
+    enc = load_image_encoder("efficientnet-lite0")
+    assert isinstance(enc, EfficientNetEncoder)
+    batch = load_images(inputs, on_error="skip")
+    _report_skipped(batch.skipped)
+    labels = enc.classify(batch.images, k=k) if batch.images else []
+    if as_json:
+        print_json(
+            [
+                {"image": n, "labels": [{"label": x.label, "score": round(x.score, 4)} for x in ls]}
+                for n, ls in zip(batch.names, labels, strict=True)
+            ]
+        )
+        return
+    for name, ls in zip(batch.names, labels, strict=True):
+        console.print(f"{name}: " + ", ".join(f"{x.label} ({x.score:.2f})" for x in ls))
+
+
+@images_app.command()
+def similar(
+    query: str = typer.Argument(
+        ..., help="An image file; with --collection also an item id; with --text a text."
+    ),
+    folder: Path | None = typer.Option(None, "--in", help="Search the images in this folder."),
+    collection: str | None = typer.Option(None, "--collection", "-c", help="Image collection."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where collections live."),
+    text: bool = typer.Option(False, "--text", help="QUERY is a text (CLIP/SigLIP models)."),
+    k: int = typer.Option(5, "--k", "-k", help="How many results."),
+    model: str = ImageModelOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Find similar images in a folder or an image collection, by image, item id or text."""
+    if (folder is None) == (collection is None):
+        raise InputError("give exactly one of --in FOLDER or --collection NAME")
+    if k < 1:
+        raise InputError("--k must be at least 1")
+    if collection is not None:
+        rows = _similar_in_collection(query, collection, data_dir, text, k)
+    else:
+        assert folder is not None
+        rows = _similar_in_folder(query, folder, text, k, model)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"images similar to {query}")
+    for col in ("#", "image", "score"):
+        table.add_column(col)
+    for i, row in enumerate(rows, 1):
+        table.add_row(str(i), row["image"], f"{row['score']:.4f}")
+    console.print(table)
+
+
+def _query_vector(enc: Any, query: str, text: bool) -> np.ndarray:
+    from embedbox.images import load_image
+
+    if text:
+        return np.asarray(enc.embed_texts([query])[0])
+    return np.asarray(enc.embed_images([load_image(query, query)])[0])
+
+
+def _similar_in_folder(query: str, folder: Path, text: bool, k: int, model: str) -> list[Any]:
+    from embedbox.images import embed_images
+
+    enc = _encoder(model)
+    with progress_bar("embedding images") as update:
+        found = embed_images([str(folder)], enc, on_error="skip", progress=update)
+    _report_skipped(found.skipped)
+    if not found.names:
+        raise InputError(f"no readable images in {folder}")
+    scores = found.vectors @ _query_vector(enc, query, text)
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [{"image": found.names[i], "score": round(float(scores[i]), 6)} for i in order]
+
+
+def _similar_in_collection(
+    query: str, name: str, data_dir: Path | None, text: bool, k: int
+) -> list[Any]:
+    from embedbox.images import open_image_collection, similar_images
+
+    col = open_image_collection(name, data_dir)  # searched with the collection's own model
+    hits = similar_images(col, query, k=k, text=text)
+    return [{"id": h.id, "image": h.text, "score": round(float(h.score), 6)} for h in hits]

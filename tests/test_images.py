@@ -1,0 +1,207 @@
+"""Images: EfficientNet-Lite0 rebuilt in torch with the shipped weights, inputs, search, collections."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from skimage import data
+from typer.testing import CliRunner
+
+from embedbox.cli.common import app
+from embedbox.errors import Conflict, InputError, NotFound
+from embedbox.images import (
+    add_images,
+    embed_images,
+    load_image,
+    open_image_collection,
+    similar_images,
+)
+from embedbox.models.efficientnet import (
+    Conv2dSame,
+    EfficientNetLite0,
+    fold_batchnorm,
+    load_state,
+    map_keys,
+)
+from embedbox.models.image import EfficientNetEncoder, efficientnet_weights, load_image_encoder
+
+PHOTOS = ["coffee", "chelsea", "astronaut", "rocket", "hubble_deep_field", "logo",
+          "retina", "camera", "coins", "immunohistochemistry"]  # fmt: skip
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def encoder() -> EfficientNetEncoder:
+    enc = load_image_encoder()
+    assert isinstance(enc, EfficientNetEncoder)
+    return enc
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten scikit-image photos saved as PNG files."""
+    folder = tmp_path_factory.mktemp("photos")
+    for name in PHOTOS:
+        Image.fromarray(getattr(data, name)()).convert("RGB").save(folder / f"{name}.png")
+    return folder
+
+
+def _altered(path: Path) -> bytes:
+    """A resized (60%), cropped (10% off each side) and JPEG re-encoded (quality 50) copy."""
+    img = Image.open(path).convert("RGB")
+    img = img.resize((int(img.width * 0.6), int(img.height * 0.6)), Image.Resampling.BILINEAR)
+    dx, dy = img.width // 10, img.height // 10
+    img = img.crop((dx, dy, img.width - dx, img.height - dy))
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=50)
+    return out.getvalue()
+
+
+def test_weights_map_to_timm_names_and_load_strictly() -> None:
+    state = torch.load(efficientnet_weights(), map_location="cpu", weights_only=True)
+    mapped = map_keys(state)
+    assert set(mapped) == set(EfficientNetLite0().state_dict())
+    assert mapped["blocks.1.0.conv_pw.weight"].shape == (96, 16, 1, 1)
+    assert mapped["blocks.0.0.conv_pw.weight"].shape == (16, 32, 1, 1)
+    assert mapped["classifier.weight"].shape == (1000, 1280)
+    model = load_state(efficientnet_weights())
+    assert torch.equal(model.conv_head.weight, state["_conv_head.weight"])
+
+
+def test_same_padding_is_tensorflow_style() -> None:
+    conv = Conv2dSame(1, 1, 3, 2, bias=False)
+    x = torch.randn(1, 1, 224, 224)
+    expected = F.conv2d(F.pad(x, [0, 1, 0, 1]), conv.weight, stride=2)  # TF pads after only
+    assert conv(x).shape == (1, 1, 112, 112)
+    assert torch.allclose(conv(x), expected)
+
+
+def test_folded_batchnorm_gives_the_same_features() -> None:
+    model = load_state(efficientnet_weights())
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        a = model.features(x)
+        b = fold_batchnorm(model).features(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(a, b, atol=1e-3) and float((a - b).abs().max()) < 1e-3
+
+
+def test_imagenet_classes_for_shipped_photos(encoder: EfficientNetEncoder) -> None:
+    coffee, cat = encoder.classify([load_image(data.coffee()), load_image(data.chelsea())], k=3)
+    assert coffee[0].label in {"espresso", "cup", "coffee mug"} and coffee[0].score > 0.5
+    assert cat[0].label in {"tabby", "tiger cat", "Egyptian cat"}
+    assert [x.score for x in coffee] == sorted((x.score for x in coffee), reverse=True)
+
+
+def test_every_input_kind_gives_the_same_vector(encoder: EfficientNetEncoder, photos: Path) -> None:
+    path = photos / "coffee.png"
+    raw = path.read_bytes()
+    arr = np.asarray(Image.open(path))
+    b64 = base64.b64encode(raw).decode()
+    inputs = [str(path), path, Image.open(path), arr, arr.astype(np.float32) / 255.0,
+              np.moveaxis(arr, -1, 0), raw, b64, "data:image/png;base64," + b64]  # fmt: skip
+    result = embed_images(inputs, encoder)
+    assert result.vectors.shape == (9, 1280) and result.vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(result.vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(result.vectors, result.vectors[0], atol=1e-4)
+    assert result.names[0] == str(path) and result.names[6] == "item 6"
+    gray = embed_images([data.camera()], encoder).vectors  # 2-D grayscale array
+    assert gray.shape == (1, 1280)
+
+
+def test_bad_inputs_name_the_item(encoder: EfficientNetEncoder, tmp_path: Path) -> None:
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("not an image")
+    with pytest.raises(InputError, match=r"notes\.jpg: not a readable image"):
+        embed_images([str(fake)], encoder)
+    with pytest.raises(NotFound, match="no such file"):
+        embed_images([str(tmp_path / "missing.png")], encoder)
+    with pytest.raises(InputError, match="unsupported image input int"):
+        load_image(42)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="shape"):
+        load_image(np.zeros((2, 3, 4, 5)))
+    Image.fromarray(data.coffee()).save(tmp_path / "good.png")
+    result = embed_images([str(tmp_path)], encoder)  # folder mode: skip and report
+    assert [Path(n).name for n in result.names] == ["good.png"]
+    assert len(result.skipped) == 1 and result.skipped[0].item.endswith("notes.jpg")
+    assert "not a readable image" in result.skipped[0].reason
+
+
+def test_altered_copy_finds_its_original(encoder: EfficientNetEncoder, photos: Path) -> None:
+    originals = embed_images([str(photos)], encoder)
+    names = [Path(n).stem for n in originals.names]
+    copies = embed_images([_altered(photos / f"{n}.png") for n in names], encoder).vectors
+    sims = copies @ originals.vectors.T
+    assert (sims.argmax(axis=1) == np.arange(len(names))).all()
+    others = sims[~np.eye(len(names), dtype=bool)]
+    assert float(np.diag(sims).min()) > float(others.max()) + 0.15  # measured: 0.63 vs ~0.3
+
+
+@pytest.mark.slow
+def test_lfw_faces_vs_non_faces_leave_one_out_knn(encoder: EfficientNetEncoder) -> None:
+    faces = data.lfw_subset()  # 100 faces then 100 non-faces, 25x25 grayscale in [0, 1]
+    labels = np.array([1] * 100 + [0] * 100)
+    vecs = embed_images(list(faces), encoder).vectors
+    sims = vecs @ vecs.T
+    np.fill_diagonal(sims, -np.inf)
+    nearest = np.argsort(-sims, axis=1)[:, :5]
+    acc1 = float((labels[nearest[:, 0]] == labels).mean())
+    acc5 = float(((labels[nearest].mean(axis=1) > 0.5) == labels).mean())
+    assert acc1 >= 0.95 and acc5 >= 0.95, (acc1, acc5)  # measured: 0.995 and 0.995 (chance 0.5)
+
+
+def test_image_collection_similar_by_image_and_id(
+    encoder: EfficientNetEncoder, photos: Path, tmp_path: Path
+) -> None:
+    (photos.parent / "broken").mkdir(exist_ok=True)
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for p in sorted(photos.glob("*.png"))[:6]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "readme.png").write_text("oops")
+    col = open_image_collection("album", tmp_path / "data", create=True)
+    assert col.kind == "image" and col.dim == 1280
+    seen: list[tuple[int, int]] = []
+    added = add_images(col, folder, encoder, progress=lambda d, t: seen.append((d, t)), batch=4)
+    assert len(added.ids) == 6 and [Path(s.item).name for s in added.skipped] == ["readme.png"]
+    assert seen[-1] == (7, 7) and len(col) == 6
+    first = added.ids[0]
+    item = col.get([first])[0]
+    assert item.text == first and item.metadata["width"] > 0 and item.metadata["path"] == first
+    for target in added.ids:
+        hits = similar_images(col, _altered(Path(target)), encoder, k=3)
+        assert hits[0].id == target  # an altered copy finds its original first
+    by_id = similar_images(col, first, encoder, k=3)
+    assert first not in [h.id for h in by_id] and len(by_id) == 3
+    again = add_images(col, folder, encoder)  # re-adding a folder replaces, never duplicates
+    assert len(again.ids) == 6 and len(col) == 6
+    with pytest.raises(Conflict):
+        add_images(col, folder, _OtherEncoder())
+    col.close()
+
+
+class _OtherEncoder(EfficientNetEncoder):
+    def __init__(self) -> None:
+        self.name, self.dim = "other-model", 1280
+
+
+def test_cli_images_embed_classify_similar(photos: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["images", "classify", str(photos / "coffee.png"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["labels"][0]["label"] in {"espresso", "cup", "coffee mug"}
+    out = tmp_path / "vecs.npy"
+    result = runner.invoke(app, ["images", "embed", str(photos), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["count"] == len(PHOTOS) and np.load(out).shape[1] == 1280
+    query = tmp_path / "query.jpg"
+    query.write_bytes(_altered(photos / "rocket.png"))
+    result = runner.invoke(app, ["images", "similar", str(query), "--in", str(photos), "--json"])
+    assert result.exit_code == 0, result.output
+    assert Path(json.loads(result.stdout)[0]["image"]).name == "rocket.png"
