@@ -173,3 +173,33 @@ def test_missing_text_column_is_a_clear_error(tmp_path: Path) -> None:
         InputError, match=r"no column 'body' \(columns: doc, text, score\).*--text-column"
     ):
         run_job(spec)
+
+
+def test_output_loads_into_collection_without_reembedding(
+    pool_job: tuple[Path, list[dict[str, object]]], embedder: Embedder, tmp_path: Path
+) -> None:
+    from embedbox.collection import Collection
+    from embedbox.scale.load import load_embeddings_into
+
+    base, rows = pool_job
+    with Collection.open("batch", data_dir=tmp_path, create=True, embedder=embedder) as col:
+        report = load_embeddings_into(col, base / "out")
+        assert (report.rows, report.added, report.shards) == (60, 60, 4)
+        assert col.count() == 60
+        (item,) = col.get(["d7"], include_vectors=True)
+        assert item.text == rows[7]["text"] and item.metadata == {"score": rows[7]["score"]}
+        assert item.vector is not None
+        np.testing.assert_allclose(item.vector, embedder.embed([item.text])[0], atol=2e-5)
+        assert col.search(str(rows[7]["text"]), k=1)[0].id == "d7"
+        again = load_embeddings_into(col, base / "out")
+        assert (again.added, again.unchanged) == (0, 60)
+    with (
+        Collection.open("other", "other-model", data_dir=tmp_path, create=True, dim=384) as col,
+        pytest.raises(Conflict, match=r"holds 'all-MiniLM-L6-v2' vectors.*uses 'other-model'"),
+    ):
+        load_embeddings_into(col, base / "out")
+    with (
+        Collection.open("narrow", data_dir=tmp_path, create=True, dim=128, embedder=None) as col,
+        pytest.raises(Conflict, match=r"384-d vectors but collection 'narrow' has dim 128"),
+    ):
+        load_embeddings_into(col, base / "out")
