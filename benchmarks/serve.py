@@ -8,7 +8,9 @@ Each server runs in its own process on 127.0.0.1; N client threads (httpx, keep-
   batching  embedbox `create_app`, dynamic micro-batching on (the default)
   single    embedbox with batching off (one request per model call)
   naive     FastAPI + sentence-transformers: a plain `def` endpoint calling `model.encode`
-All use all-MiniLM-L6-v2 in fp32 on the same machine, in the same run. Reported: requests/s,
+All use all-MiniLM-L6-v2 in fp32 with the same torch threads (`--threads`, default 1: on a
+shared 2-core machine two spinning OpenMP threads per call were 6-14x slower than one), on the
+same machine, in the same run. Reported: requests/s,
 p50 / p99 latency, and ratios against the naive server.
 """
 
@@ -65,16 +67,23 @@ def naive_app() -> Any:
     return app
 
 
-def serve(kind: str, port: int, ready: Any) -> None:
+def serve(kind: str, port: int, ready: Any, threads: int) -> None:
     """Child process: build the server of `kind` and run it until terminated."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # same torch threads in every server and thread
+    import torch
     import uvicorn
+
+    torch.set_num_threads(threads)
 
     if kind == "naive":
         app = naive_app()
     else:
         from embedbox.server import ServerSettings, create_app
 
-        app = create_app(ServerSettings(port=port, compute="fp32", batching=kind == "batching"))
+        settings = ServerSettings(
+            port=port, compute="fp32", threads=threads, batching=kind == "batching"
+        )
+        app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
     server = uvicorn.Server(config)
     threading.Thread(target=_signal_when_started, args=(server, ready), daemon=True).start()
@@ -150,6 +159,7 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=20.0, help="per run")
     parser.add_argument("--servers", default="naive,single,batching")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per server")
     args = parser.parse_args()
     levels = [int(x) for x in args.clients.split(",")]
     kinds = args.servers.split(",")
@@ -161,7 +171,7 @@ def main() -> None:
         for kind in kinds:  # all servers up at once; idle ones cost nothing
             port = free_port()
             ready = ctx.Event()
-            proc = ctx.Process(target=serve, args=(kind, port, ready), daemon=True)
+            proc = ctx.Process(target=serve, args=(kind, port, ready, args.threads), daemon=True)
             proc.start()
             procs.append(proc)
             if not ready.wait(180):
