@@ -190,7 +190,7 @@ class Embedder:
         return similarity_matrix(va, vb, metric)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.encoder.tokenize(_validate(texts, allow_empty=True))]
+        return [len(ids) for ids in self.encoder.tokenize(validate_texts(texts, allow_empty=True))]
 
     def encode(
         self,
@@ -208,7 +208,7 @@ class Embedder:
         progress: Progress | None = None,
     ) -> EmbedResult:
         """Like `embed`, returning an `EmbedResult` with token counts and truncation info."""
-        texts = _validate(texts, allow_empty)
+        texts = validate_texts(texts, allow_empty)
         precision = check_precision(precision)
         if long_text not in ("truncate", "chunk"):
             raise InputError(f"long_text must be 'truncate' or 'chunk', not {long_text!r}")
@@ -399,7 +399,7 @@ def _merge_chunks(pooled: np.ndarray, items: list[_Item], n: int, normalize: boo
     return (out / weight[:, None]).astype(np.float32)
 
 
-def _validate(texts: Sequence[str], allow_empty: bool) -> list[str]:
+def validate_texts(texts: Sequence[str], allow_empty: bool) -> list[str]:
     if isinstance(texts, str):
         raise InputError(
             "embed() takes a list of texts; wrap a single string in a list or use embed_one()"

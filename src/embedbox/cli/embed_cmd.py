@@ -23,7 +23,9 @@ from embedbox.cli.common import (
     progress_bar,
 )
 from embedbox.errors import InputError
-from embedbox.io import read_stdin_lines, read_texts, write_vectors
+from embedbox.embed import validate_texts
+from embedbox.io import WRITE_FORMATS, detect_format, read_stdin_lines, read_texts, write_vectors
+from embedbox.quantize import check_precision
 
 
 @app.command()
@@ -58,6 +60,13 @@ def embed(
 ) -> None:
     """Embed texts and print or save the vectors."""
     items = _gather(texts, input, field)
+    # Cheap checks first, so a typo fails before the model loads.
+    check_precision(precision)
+    validate_texts(items, allow_empty=False)
+    if long_text not in ("truncate", "chunk", "error"):
+        raise InputError(f"--long-text must be truncate, chunk or error, not {long_text!r}")
+    if output is not None:
+        detect_format(output, WRITE_FORMATS)
     emb = get_embedder(model, compute, threads)
     with warnings.catch_warnings(record=True), progress_bar("embedding") as update:
         result = emb.encode(
@@ -72,8 +81,6 @@ def embed(
             long_text="chunk" if long_text == "chunk" else "truncate",
             progress=update,
         )
-    if long_text not in ("truncate", "chunk", "error"):
-        raise InputError(f"--long-text must be truncate, chunk or error, not {long_text!r}")
     if result.truncated:
         err_console.print(
             f"warning: {len(result.truncated)} text(s) longer than {emb.max_tokens} tokens were "

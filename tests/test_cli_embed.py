@@ -1,0 +1,92 @@
+"""`embedbox embed`, `similarity` and `models` as a user runs them (real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from embedbox import Embedder
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "embedbox.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_embed_json_matches_library(embedder: Embedder) -> None:
+    out = run("embed", "a cat", "a kitten", "--json", "--compute", "fp32")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["model"] == "all-MiniLM-L6-v2" and data["dim"] == 384 and data["count"] == 2
+    vecs = np.array(data["embeddings"], dtype=np.float32)
+    np.testing.assert_allclose(vecs, embedder.embed(["a cat", "a kitten"]), atol=1e-5)
+
+
+def test_embed_files_and_outputs(tmp_path: Path, embedder: Embedder) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps({"body": t}) for t in ["alpha", "beta", "gamma"]))
+    npy = tmp_path / "out.npy"
+    out = run("embed", "--input", str(src), "--field", "body", "--output", str(npy))
+    assert out.returncode == 0, out.stderr
+    arr = np.load(npy)
+    np.testing.assert_allclose(arr, embedder.embed(["alpha", "beta", "gamma"]), atol=1e-5)
+
+    parquet = tmp_path / "out.parquet"
+    out = run("embed", "--output", str(parquet), "--dimensions", "64", stdin="one\ntwo\n")
+    assert out.returncode == 0, out.stderr
+    table = pq.read_table(parquet)
+    assert table.column("text").to_pylist() == ["one", "two"]
+    assert len(table.column("embedding")[0].as_py()) == 64
+
+    jsonl = tmp_path / "out.jsonl"
+    out = run("embed", "x y z", "--precision", "binary", "--output", str(jsonl))
+    assert out.returncode == 0, out.stderr
+    row = json.loads(jsonl.read_text().splitlines()[0])
+    assert len(row["embedding"]) == 48
+
+
+def test_similarity_table_and_json() -> None:
+    out = run("similarity", "a cat", "a kitten", "stock market crash", "--json")
+    assert out.returncode == 0, out.stderr
+    m = np.array(json.loads(out.stdout)["matrix"])
+    assert m.shape == (3, 3) and m[0, 1] > 0.6 and m[0, 2] < 0.2
+    table = run("similarity", "a cat", "a kitten")
+    assert table.returncode == 0 and "0.766" in table.stdout
+
+
+def test_models_lists_availability() -> None:
+    out = run("models", "--json")
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert rows["all-MiniLM-L6-v2"]["available"] is True
+    assert rows["nomic-embed-text-v1.5"]["available"] is False
+    assert "huggingface-cli download" in rows["nomic-embed-text-v1.5"]["source"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("embed", ""), "item 0 is empty"),
+        (("embed", "x", "--model", "nomic-embed-text-v1.5"), "not on this machine"),
+        (("embed", "--input", "/nonexistent.txt"), "no such file"),
+        (("embed", "x", "--precision", "int4"), "unknown precision"),
+        (("embed", "x", "--output", "out.xlsx"), "unsupported file type"),
+        (("similarity", "only one"), "at least two"),
+    ],
+)
+def test_errors_are_one_line_and_non_zero(args: tuple[str, ...], message: str) -> None:
+    out = run(*args)
+    assert out.returncode != 0
+    lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
