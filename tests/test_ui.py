@@ -60,7 +60,8 @@ def server(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iter
     with Collection.open("photos", MODEL, data_dir=data, create=True, embedder=embedder) as col:
         metas = [{"image": str(p), "name": p.stem} for p in _image_paths()]
         col.add(captions, ids=[p.stem for p in _image_paths()], metadatas=metas)
-        col.add(["a caption without a picture"], ids=["no-picture"])
+        evil = '<b>bold</b> caption <img src=x onerror="window.pwned=1"> without a picture'
+        col.add([evil], ids=["no-picture"], metadatas=[{"note": "<i>markup</i>"}])
     settings = ServerSettings(api_keys=load_keys([KEY], env=""), data_dir=data)
     with ServerThread(create_app(settings, preloaded={MODEL: embedder})) as url:
         yield url
@@ -192,9 +193,9 @@ def search(page: Any, query: str, mode: str = "semantic") -> list[str]:
     return ids
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, full_page: bool = False) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
 
 @needs_chromium
@@ -312,7 +313,9 @@ def test_map_one_mark_per_item_hover_click_and_hits(page: Any, server: str) -> N
     page.hover("#map circle.point[data-id='post-04']", force=True)
     page.wait_for_selector("#tooltip:not([hidden])")
     assert "post-04" in page.text_content("#tooltip")
-    shot(page, "map")
+    page.hover("#map circle.point[data-id='post-43']", force=True)
+    page.wait_for_function("document.querySelector('#tooltip').textContent.includes('post-43')")
+    shot(page, "map", full_page=True)
     page.click("#zoom-in")
     assert "scale(1.25)" in page.get_attribute("#map-points", "transform")
     page.click("#zoom-reset")
@@ -369,6 +372,10 @@ def test_images_narrow_window_and_keyboard(browser: Any, server: str) -> None:
         page.wait_for_function(
             "document.querySelector('#results .hit img.thumb')?.src?.startsWith('blob:')"
         )
+        markup = page.locator("#results .hit[data-id='no-picture']")
+        assert "<b>bold</b>" in markup.text_content() and "<i>markup</i>" in markup.text_content()
+        assert markup.locator("b, i, img:not(.thumb)").count() == 0
+        assert page.evaluate("window.pwned") is None  # item text is shown as text, never run
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 400, f"page scrolls sideways on a narrow window ({width}px)"
         shot(page, "narrow")

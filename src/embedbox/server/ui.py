@@ -18,7 +18,7 @@ import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from embedbox.errors import InputError
+from embedbox.projection import ProjectMethod
 from embedbox.server.auth import require_read
 from embedbox.server.errors import ApiError
 from embedbox.server.service import ERRORS
@@ -180,7 +181,7 @@ def _short_meta(meta: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_map(col: Any, method: str, max_points: int, seed: int = 0) -> dict[str, Any]:
+def build_map(col: Any, method: ProjectMethod, max_points: int, seed: int = 0) -> dict[str, Any]:
     """Project (a seeded sample of) a collection to 2-D and cluster it with k-means."""
     import numpy as np
 
@@ -196,7 +197,7 @@ def build_map(col: Any, method: str, max_points: int, seed: int = 0) -> dict[str
         keep = sorted(random.Random(seed).sample(range(total), max_points))
         ids = [ids[i] for i in keep]
         vectors = vectors[keep]
-    coords = project(vectors, method, seed)  # type: ignore[arg-type]
+    coords = project(vectors, method, seed)
     lo, hi = coords.min(axis=0), coords.max(axis=0)
     coords = (coords - lo) / np.maximum(hi - lo, 1e-9)  # 0..1 on both axes
     n = len(ids)
@@ -236,7 +237,7 @@ def build_map(col: Any, method: str, max_points: int, seed: int = 0) -> dict[str
 async def collection_map(
     name: Name,
     request: Request,
-    method: Literal["auto", "pca", "umap", "tsne"] = "pca",
+    method: ProjectMethod = "pca",
     max_points: Annotated[int, Query(ge=2, le=20_000)] = MAX_POINTS,
 ) -> Response:
     """2-D map of the collection: one point per item (a seeded sample above `max_points`),

@@ -294,7 +294,8 @@ function highlighted(text, terms) {
   const frag = document.createDocumentFragment();
   if (!terms.length) { frag.append(text); return frag; }
   const escaped = terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-  const re = new RegExp("(" + escaped.join("|") + ")", "giu");
+  // terms match at the start of a word: "telescope" marks "telescopes", not "microtelescope"
+  const re = new RegExp("(?<![\\p{L}\\p{N}])(" + escaped.join("|") + ")", "giu");
   let last = 0;
   for (const m of text.matchAll(re)) {
     if (m.index > last) frag.append(text.slice(last, m.index));
@@ -549,7 +550,9 @@ function moveTip(ev) {
   const tip = $("tooltip");
   const x = Math.min(ev.clientX - wrap.left + 12, wrap.width - tip.offsetWidth - 4);
   tip.style.left = Math.max(0, x) + "px";
-  tip.style.top = (ev.clientY - wrap.top + 12) + "px";
+  let y = ev.clientY - wrap.top + 12;
+  if (y + tip.offsetHeight > wrap.height) y = Math.max(0, ev.clientY - wrap.top - tip.offsetHeight - 12);
+  tip.style.top = y + "px";
 }
 function hideTip() { $("tooltip").hidden = true; }
 
