@@ -99,6 +99,7 @@ class Collection:
         self, folder: Path, conn: Any, embedder: Any = None, ann: AnnOptions | None = None
     ) -> None:
         self.path = folder
+        self._key = str(folder.resolve())  # process-wide caches are keyed by this
         self.conn = conn
         self.meta = db.read_meta(conn)
         self.name: str = self.meta["name"]
@@ -169,7 +170,7 @@ class Collection:
 
     def close(self) -> None:
         with self._lock:
-            ann = _ANN.get(str(self.path.resolve()))
+            ann = _ANN.get(self._key)
             if ann is not None:
                 ann.flush()
             self.conn.close()
@@ -497,12 +498,12 @@ class Collection:
 
     # ---- internals ----------------------------------------------------------------------
     def _table(self) -> VectorTable:
-        table = shared_table(self.path / DB_FILE, self.dim or 0, self.precision)
+        table = shared_table(self._key, self.dim or 0, self.precision)
         table.refresh(self.conn)
         return table
 
     def _ann(self) -> AnnIndex:
-        key = str(self.path.resolve())
+        key = self._key
         with _ANN_LOCK:
             ann = _ANN.get(key)
             if ann is None or ann.options != self.ann_options:
@@ -579,7 +580,7 @@ def drop_collection(name_or_path: str | Path, data_dir: str | Path | None = None
     folder, name = collection_dir(name_or_path, resolve_data_dir(data_dir))
     if not (folder / DB_FILE).exists():
         raise NotFound(f"no collection {name!r} at {folder}")
-    forget(folder / DB_FILE)
+    forget(str(folder.resolve()))
     with _ANN_LOCK:
         _ANN.pop(str(folder.resolve()), None)
     shutil.rmtree(folder)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -83,9 +82,9 @@ _TABLES: dict[str, VectorTable] = {}
 _TABLES_LOCK = threading.Lock()
 
 
-def shared_table(path: Path, dim: int, precision: str) -> VectorTable:
-    """One VectorTable per database file per process, shared by all Collection objects."""
-    key = str(path.resolve())
+def shared_table(key: str, dim: int, precision: str) -> VectorTable:
+    """One VectorTable per collection folder (resolved path) per process, shared by all
+    Collection objects."""
     with _TABLES_LOCK:
         table = _TABLES.get(key)
         if table is None or table.dim != dim or table.precision != precision:
@@ -93,9 +92,9 @@ def shared_table(path: Path, dim: int, precision: str) -> VectorTable:
         return table
 
 
-def forget(path: Path) -> None:
+def forget(key: str) -> None:
     with _TABLES_LOCK:
-        _TABLES.pop(str(path.resolve()), None)
+        _TABLES.pop(key, None)
 
 
 def top_docs(scores: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

