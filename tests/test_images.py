@@ -205,3 +205,20 @@ def test_cli_images_embed_classify_similar(photos: Path, tmp_path: Path) -> None
     result = runner.invoke(app, ["images", "similar", str(query), "--in", str(photos), "--json"])
     assert result.exit_code == 0, result.output
     assert Path(json.loads(result.stdout)[0]["image"]).name == "rocket.png"
+
+
+def test_cli_add_images_then_similar_by_id(photos: Path, tmp_path: Path) -> None:
+    from embedbox.cli.images_cmd import run_add_images
+
+    data_dir = tmp_path / "data"
+    summary = run_add_images("pics", [photos], data_dir=data_dir, as_json=False)
+    assert summary["added"] == len(PHOTOS) and summary["count"] == len(PHOTOS)
+    target = str((photos / "coffee.png").resolve())
+    args = ["images", "similar", target, "--collection", "pics", "--data-dir", str(data_dir)]
+    result = runner.invoke(app, [*args, "--json", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 3 and target not in [r["id"] for r in rows]  # by id: itself left out
+    text_col = runner.invoke(app, ["images", "similar", "x", "--collection", "nope",
+                                   "--data-dir", str(data_dir)])  # fmt: skip
+    assert text_col.exit_code != 0

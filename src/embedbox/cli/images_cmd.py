@@ -173,3 +173,46 @@ def _similar_in_collection(
     col = open_image_collection(name, data_dir)  # searched with the collection's own model
     hits = similar_images(col, query, k=k, text=text)
     return [{"id": h.id, "image": h.text, "score": round(float(h.score), 6)} for h in hits]
+
+
+def run_add_images(
+    collection: str,
+    images: list[Path],
+    model: str | None = None,
+    data_dir: Path | None = None,
+    as_json: bool = False,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """`embedbox add COLLECTION --images DIR...`: embed image files/folders into an image
+    collection (created with `model`, default efficientnet-lite0, if missing); prints a summary."""
+    from embedbox.errors import NotFound
+    from embedbox.images import add_images, open_image_collection
+
+    if not images:
+        raise InputError("give image files or folders after --images")
+    try:
+        col = open_image_collection(collection, data_dir, model=model)
+    except NotFound:
+        col = open_image_collection(collection, data_dir, model=model, create=True)
+    try:
+        with progress_bar(f"adding images to {col.name}") as update:
+            added = add_images(col, images, progress=update, batch=batch_size)
+        total = col.count()
+    finally:
+        col.close()
+    _report_skipped(added.skipped)
+    summary = {
+        "collection": col.name,
+        "model": col.model,
+        "added": len(added.ids),
+        "skipped": [{"item": s.item, "reason": s.reason} for s in added.skipped],
+        "count": total,
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        err_console.print(
+            f"{len(added.ids)} image(s) added, {len(added.skipped)} skipped; "
+            f"{col.name!r} now holds {total}"
+        )
+    return summary
