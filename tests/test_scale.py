@@ -59,6 +59,7 @@ def test_local_pool_matches_embed(
     expected = embedder.embed([str(by_id[i]["text"]) for i in ids])
     np.testing.assert_allclose(vectors(table), expected, atol=2e-5)
     assert table.column("score").to_pylist() == [by_id[i]["score"] for i in ids]
+    assert table.column("text").to_pylist() == [by_id[i]["text"] for i in ids]
 
 
 def test_bad_rows_go_to_errors_file(pool_job: tuple[Path, list[dict[str, object]]]) -> None:

@@ -91,7 +91,12 @@ class ShardActor:
         out = []
         for i in range(len(batch["name"])):
             fields = {k: v[i].item() if hasattr(v[i], "item") else v[i] for k, v in batch.items()}
-            out.append(json.dumps(process(Shard(**fields), self.spec, self.emb)))
+            shard = Shard(**fields)
+            try:
+                result = process(shard, self.spec, self.emb)
+            except EmbedboxError as exc:  # surfaces as one clear line, not a Ray traceback
+                result = {"name": shard.name, "failure": str(exc)}
+            out.append(json.dumps(result))
         return {"result": np.array(out, dtype=object)}
 
 

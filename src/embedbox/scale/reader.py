@@ -51,24 +51,31 @@ class Shard:
 
 @dataclass
 class ShardRows:
-    """A shard as read: the table of parseable rows, their row numbers, and unparseable rows.
+    """A shard as read: its parseable rows (numbers and values) and its unparseable rows.
 
-    `records` keeps the parsed values of line formats, so checks see them before any
-    conversion to Arrow (which turns a column of mixed types into JSON text).
+    Line formats keep the parsed records, so checks see the values before any conversion to
+    Arrow, and only the rows kept are converted (a column of mixed types becomes JSON text).
     """
 
-    table: pa.Table
     rows: list[int]
     broken: list[tuple[int, str]]
     records: list[dict[str, Any]] | None = None
+    table: pa.Table | None = None
 
     def values(self, name: str) -> list[Any]:
         """The column's values, None where a row lacks it."""
         if self.records is not None:
             return [r.get(name) for r in self.records]
-        if name not in self.table.column_names:
+        if self.table is None or name not in self.table.column_names:
             return [None] * len(self.rows)
         return list(self.table.column(name).to_pylist())
+
+    def take(self, indices: list[int]) -> pa.Table:
+        """The rows at `indices` as an Arrow table."""
+        if self.records is not None:
+            return _table([self.records[i] for i in indices])
+        assert self.table is not None
+        return self.table.take(pa.array(indices, pa.int64()))
 
 
 def discover(inputs: tuple[str, ...]) -> list[tuple[Path, str]]:
@@ -137,7 +144,7 @@ def read_shard(shard: Shard) -> ShardRows:
             rows.append(row)
         else:
             broken.append((row, item))
-    return ShardRows(_table(records), rows, broken, records)
+    return ShardRows(rows, broken, records=records)
 
 
 # ---- planning helpers --------------------------------------------------------------------
@@ -199,7 +206,7 @@ def _read_parquet(shard: Shard) -> ShardRows:
         if first >= shard.stop:
             break
     table = pa.concat_tables(pieces) if pieces else pf.schema_arrow.empty_table()
-    return ShardRows(table, list(range(shard.start, shard.stop)), [])
+    return ShardRows(list(range(shard.start, shard.stop)), [], table=table)
 
 
 def _records(shard: Shard) -> Iterator[dict[str, Any] | str]:
@@ -243,4 +250,4 @@ def _table(records: list[dict[str, Any]]) -> pa.Table:
             columns[str(name)] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             columns[str(name)] = pa.array([None if v is None else json.dumps(v) for v in values])
-    return pa.table(columns) if columns else pa.table({"_": pa.nulls(len(records))}).drop(["_"])
+    return pa.table(columns)

@@ -42,7 +42,6 @@ def process(shard: Shard, spec: JobSpec, emb: Embedder) -> dict[str, Any]:
     """
     began = time.perf_counter()
     data = read_shard(shard)
-    table = data.table
     texts = data.values(spec.text_column)
     ids = data.values(spec.id_column) if spec.id_column else None
     errors: list[dict[str, Any]] = [
@@ -73,8 +72,8 @@ def process(shard: Shard, spec: JobSpec, emb: Embedder) -> dict[str, Any]:
     )
     columns: dict[str, Any] = {"id": pa.array(good_ids, pa.string())}
     columns["vector"] = _vectors(result.vectors, width=_width(emb, spec))
-    picked = table.take(pa.array(keep_rows, pa.int64())) if table.num_columns else table
-    for name in _keep(spec, table.column_names):
+    picked = data.take(keep_rows)
+    for name in _keep(spec, picked.column_names):
         present = name in picked.column_names
         columns[name] = picked.column(name) if present else pa.nulls(len(good_ids))
     out = Path(spec.output)
