@@ -204,3 +204,21 @@ def test_output_loads_into_collection_without_reembedding(
         pytest.raises(Conflict, match=r"384-d vectors but collection 'narrow' has dim 128"),
     ):
         load_embeddings_into(col, base / "out")
+
+
+def test_cli_reports_bad_input_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from embedbox.cli import main
+
+    write_jsonl(tmp_path / "in.jsonl", 3, bad=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["embed-dataset", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out"),
+              "--text-column", "body"])  # fmt: skip
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no column 'body'" in err and "--text-column" in err
+    with pytest.raises(SystemExit):
+        main(["embed-dataset", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out2"),
+              "--engine", "spark"])  # fmt: skip
+    assert "unknown engine 'spark'; choose local or ray" in capsys.readouterr().err
