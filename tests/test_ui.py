@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -62,6 +63,10 @@ def server(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iter
         col.add(captions, ids=[p.stem for p in _image_paths()], metadatas=metas)
         evil = '<b>bold</b> caption <img src=x onerror="window.pwned=1"> without a picture'
         col.add([evil], ids=["no-picture"], metadatas=[{"note": "<i>markup</i>"}])
+    from embedbox.images import add_images, open_image_collection
+
+    with open_image_collection("pics", data_dir=data, create=True) as col:  # EfficientNet-Lite0
+        add_images(col, _image_paths())
     settings = ServerSettings(api_keys=load_keys([KEY], env=""), data_dir=data)
     with ServerThread(create_app(settings, preloaded={MODEL: embedder})) as url:
         yield url
@@ -135,6 +140,18 @@ def test_thumbnails_only_from_stored_paths(server: str) -> None:
     assert r.status_code == 404  # an id, never a path
 
 
+def test_image_collection_thumbnails_by_path_id(server: str) -> None:
+    body = get(server, "/ui/api/collections/pics/fields").json()
+    assert body["info"]["kind"] == "image" and body["images"] is True
+    rocket = str(_image_paths()[2].resolve())
+    r = get(server, f"/ui/api/collections/pics/items/{quote(rocket, safe='')}/thumbnail")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    m = get(server, "/ui/api/collections/pics/map").json()
+    assert m["shown"] == 4 and {p["id"] for p in m["points"]} == {
+        str(p.resolve()) for p in _image_paths()
+    }
+
+
 # ---- browser -------------------------------------------------------------------------------
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -168,7 +185,8 @@ def page(browser: Any, server: str) -> Iterator[Any]:
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     external: list[str] = []
-    pg.on("request", lambda req: None if req.url.startswith(server) else external.append(req.url))
+    own = (server, f"blob:{server}")  # thumbnails are fetched with the key, shown as blob URLs
+    pg.on("request", lambda req: None if req.url.startswith(own) else external.append(req.url))
     pg.set_default_timeout(60_000)
     yield pg
     context.close()
@@ -386,3 +404,23 @@ def test_images_narrow_window_and_keyboard(browser: Any, server: str) -> None:
         assert page.locator("#map circle.point").count() == 5
     finally:
         context.close()
+
+
+@needs_chromium
+def test_image_collection_keyword_search_and_similar_images(page: Any, server: str) -> None:
+    with_key(page, server, "?collection=pics")
+    assert "Image collection" in page.text_content("#col-info")
+    ids = search(page, "rocket", mode="keyword")
+    assert ids[0].endswith("rocket.jpg")
+    page.wait_for_function(
+        "document.querySelector('#results .hit img.thumb')?.src?.startsWith('blob:')"
+    )
+    page.click("#results .hit:first-child .hit-open")
+    page.wait_for_function(
+        "document.querySelector('#neighbours-status').textContent.includes('nearest')"
+    )
+    assert page.locator("#neighbours .hit img.thumb").count() == 3
+    page.wait_for_function(
+        "[...document.querySelectorAll('#detail img.thumb')].every(i => i.complete && i.src)"
+    )
+    shot(page, "images")

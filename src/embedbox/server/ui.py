@@ -280,7 +280,7 @@ def thumbnail_bytes(path: Path, size: int) -> bytes:
 
 
 @router.get(
-    "/collections/{name}/items/{item_id}/thumbnail",
+    "/collections/{name}/items/{item_id:path}/thumbnail",
     responses={**ERRORS, 200: {"content": {"image/jpeg": {}}}},
     response_class=Response,
 )
@@ -291,7 +291,8 @@ async def thumbnail(
     size: Annotated[int, Query(ge=16, le=1024)] = 160,
 ) -> Response:
     """The item's image, shrunk. Only a path stored in that item's metadata (`image`,
-    `image_path`, `path` or `file`, with an image suffix) is ever read."""
+    `image_path`, `path` or `file`, with an image suffix) is ever read; `item_id` is an id
+    (image collections use the file's path as id, hence the path converter), never a path."""
     col = await _open(request, name)
     item = (await run_in_threadpool(col.get, [item_id]))[0]
     value = _image_value(item.metadata)

@@ -201,6 +201,15 @@ function renderInfo(data) {
     fieldList.append(el("code", { text: f.name }), " (" + f.types.join("/") + ")");
   });
   box.append(fieldList);
+  if (i.kind === "image") {
+    // image vectors cannot be searched with a text query: keyword search finds file names,
+    // and "more like this" on any hit finds similar images
+    document.querySelector("input[name=mode][value=keyword]").checked = true;
+    box.append(el("p", {
+      class: "hint",
+      text: "Image collection: search file names by keyword, then open an image to see similar ones.",
+    }));
+  }
 }
 
 function fillFieldChoices() {
