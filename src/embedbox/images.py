@@ -110,7 +110,9 @@ def load_image(item: ImageInput, name: str = "image") -> Image:
         if img.width * img.height > MAX_PIXELS:
             raise InputError(f"{name}: {img.width}x{img.height} is larger than {MAX_PIXELS} pixels")
         img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError as exc:
+        raise InputError(f"{name}: not a readable image (unknown or damaged format)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{name}: not a readable image ({exc})") from exc
     return _rgb(img)
 

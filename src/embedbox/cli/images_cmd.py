@@ -54,7 +54,7 @@ def embed(
 
     enc = _encoder(model)
     with progress_bar("embedding images") as update:
-        result = embed_images(inputs, enc, on_error="skip", progress=update)
+        result = embed_images(inputs, enc, progress=update)  # folders: skip and report
     _report_skipped(result.skipped)
     if not result.names:
         raise InputError("no readable images among the inputs")
@@ -94,7 +94,7 @@ def classify(
 
     enc = load_image_encoder("efficientnet-lite0")
     assert isinstance(enc, EfficientNetEncoder)
-    batch = load_images(inputs, on_error="skip")
+    batch = load_images(inputs)  # a named bad file is an error; folders skip and report
     _report_skipped(batch.skipped)
     labels = enc.classify(batch.images, k=k) if batch.images else []
     if as_json:
