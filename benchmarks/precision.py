@@ -39,7 +39,9 @@ def main() -> None:
         docs = emb.embed(corpus, precision=precision)
         cal = emb._calibration(precision)
         if precision in ("binary", "ubinary"):
-            sts = np.array([hamming_similarity(x[None], y[None])[0, 0] for x, y in zip(a, b, strict=True)])
+            sts = np.array(
+                [hamming_similarity(x[None], y[None])[0, 0] for x, y in zip(a, b, strict=True)]
+            )
             scores = hamming_similarity(docs[:500], docs)
         else:
             da, db, dd = (dequantize(x, precision, cal) for x in (a, b, docs))
@@ -47,7 +49,9 @@ def main() -> None:
             dd = dd / np.linalg.norm(dd, axis=1, keepdims=True)
             scores = dd[:500] @ dd.T
         got, _ = top_k(scores, 11)
-        recall = np.mean([len(set(g[1:]) & set(r[1:])) / 10 for g, r in zip(got, ref_top, strict=True)])
+        recall = np.mean(
+            [len(set(g[1:]) & set(r[1:])) / 10 for g, r in zip(got, ref_top, strict=True)]
+        )
         rho = spearmanr(sts, gold).statistic
         print(f"{precision:10s} {docs.nbytes // len(docs):6d} {rho:9.4f} {recall:10.3f}")
 

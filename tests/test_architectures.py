@@ -84,7 +84,7 @@ def test_missing_models_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFound, match=r"no snapshot in the Hugging Face cache"):
         Embedder("someone/unknown-model")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelNotFound, match="no config.json"):
+    with pytest.raises(ModelNotFound, match=r"no config\.json"):
         Embedder(str(tmp_path / "empty"))
 
 

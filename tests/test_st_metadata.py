@@ -18,7 +18,9 @@ from embedbox import Embedder
 TEXTS = ["Hello World, HOW are You?", "A man is playing a guitar.", "short", "word " * 300]
 
 
-def variant(base: Path, dest: Path, pooling: str, sbert: dict[str, object], st_cfg: dict[str, object]) -> Path:
+def variant(
+    base: Path, dest: Path, pooling: str, sbert: dict[str, object], st_cfg: dict[str, object]
+) -> Path:
     shutil.copytree(base, dest)
     (dest / "1_Pooling" / "config.json").write_text(
         json.dumps({"word_embedding_dimension": 384, f"pooling_mode_{pooling}": True})
@@ -37,11 +39,18 @@ def variant(base: Path, dest: Path, pooling: str, sbert: dict[str, object], st_c
     ],
 )
 def test_matches_sentence_transformers_on_the_same_folder(
-    embedder: Embedder, tmp_path: Path, pooling: str, sbert: dict[str, object], prompt_name: str | None
+    embedder: Embedder,
+    tmp_path: Path,
+    pooling: str,
+    sbert: dict[str, object],
+    prompt_name: str | None,
 ) -> None:
     from sentence_transformers import SentenceTransformer
 
-    st_cfg = {"prompts": {"query": "query: ", "document": "passage: "}, "similarity_fn_name": "cosine"}
+    st_cfg = {
+        "prompts": {"query": "query: ", "document": "passage: "},
+        "similarity_fn_name": "cosine",
+    }
     folder = variant(embedder.info.path, tmp_path / pooling, pooling, sbert, st_cfg)
     ours = Embedder(str(folder), compute="fp32")
     assert ours.info.pooling == pooling.removesuffix("_token").removesuffix("_tokens")

@@ -22,8 +22,8 @@ from embedbox.cli.common import (
     print_json,
     progress_bar,
 )
-from embedbox.errors import InputError
 from embedbox.embed import validate_texts
+from embedbox.errors import InputError
 from embedbox.io import WRITE_FORMATS, detect_format, read_stdin_lines, read_texts, write_vectors
 from embedbox.quantize import check_precision
 
