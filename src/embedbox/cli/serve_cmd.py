@@ -26,6 +26,17 @@ def serve(
         help="Model to serve; repeat for several (first = default).",
     ),
     lazy: bool = typer.Option(False, "--lazy", help="Load each model on first use, not at start."),
+    lazy_model: list[str] = typer.Option(
+        [],
+        "--lazy-model",
+        help="Serve this model too, loaded on first use (others load at start); repeatable.",
+    ),
+    word_model: str = typer.Option(
+        "glove-6b-50d", "--word-model", help="Word vectors for /words/... ('none': off)."
+    ),
+    image_model: str = typer.Option(
+        "efficientnet-lite0", "--image-model", help="Image model for /images/... ('none': off)."
+    ),
     compute: str = ComputeOpt,
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
     api_key: list[str] = typer.Option(
@@ -74,8 +85,11 @@ def serve(
     settings = ServerSettings(
         host=host,
         port=port,
-        models=tuple(model),
+        models=tuple(dict.fromkeys([*model, *lazy_model])),
         preload=not lazy,
+        lazy_models=tuple(lazy_model),
+        word_model=None if word_model.lower() == "none" else word_model,
+        image_model=None if image_model.lower() == "none" else image_model,
         compute=compute,
         threads=threads,
         api_keys=keys,
@@ -108,7 +122,7 @@ def startup_line(s: ServerSettings) -> str:
     shown = f"[{s.host}]" if ":" in s.host else s.host
     ro = sum(k.read_only for k in s.api_keys)
     auth = f"on ({len(s.api_keys)} key(s), {ro} read-only)" if s.api_keys else "OFF (no keys)"
-    models = ", ".join(s.models) + (" (lazy)" if not s.preload else "")
+    models = ", ".join(m + ("" if s.loads_at_start(m) else " (lazy)") for m in s.models)
     batching = f"on ({s.max_batch_tokens} tokens, {s.max_wait_ms:g} ms)" if s.batching else "off"
     return (
         f"embedbox serving on http://{shown}:{s.port}  models: {models}  auth: {auth}  "

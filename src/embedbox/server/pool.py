@@ -63,14 +63,14 @@ class ModelPool:
             code="model_not_found",
         )
 
+    def at_start(self, name: str) -> bool:
+        """Loaded at start (by configuration) rather than on first use."""
+        return self.settings.loads_at_start(self.sources[name])
+
     async def start(self) -> None:
-        if self.settings.preload:
-            for name in self.names:
+        for name in self.names:  # preloaded embedders (tests) always get their workers
+            if self.at_start(name) or name in self.embedders:
                 await self.get(name)
-        else:  # preloaded embedders (tests) still get their workers
-            for name in list(self.embedders):
-                if name in self.sources:
-                    await self.get(name)
 
     async def get(self, name: str) -> MicroBatcher:
         batcher = self.batchers.get(name)
@@ -118,11 +118,8 @@ class ModelPool:
                 state[name] = "error" if name in self.load_errors else "not loaded"
             else:
                 state[name] = "ready" if batcher.alive else "worker stopped"
-        must = self.names if self.settings.preload else list(self.batchers)
-        ok = all(state[n] == "ready" for n in must) and (
-            self.settings.preload or not any(v == "worker stopped" for v in state.values())
-        )
-        return ok, state
+        must = [n for n in self.names if self.at_start(n) or n in self.batchers]
+        return all(state[n] == "ready" for n in must), state
 
     async def stop(self) -> None:
         for batcher in self.batchers.values():

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embedbox.catalog import DEFAULT_TEXT_MODEL
+from embedbox.words import DEFAULT_WORD_MODEL
+
+DEFAULT_IMAGE_MODEL = "efficientnet-lite0"  # embedbox.models.image's default, without torch
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class ServerSettings:
     port: int = 8000
     models: tuple[str, ...] = (DEFAULT_TEXT_MODEL,)
     preload: bool = True  # load every model at start; False: each on first use
+    lazy_models: tuple[str, ...] = ()  # loaded on first use even when preload is True
     compute: str = "auto"
     threads: int | None = None
     api_keys: tuple[ApiKey, ...] = field(default=(), repr=False)
@@ -47,6 +51,11 @@ class ServerSettings:
     max_filter_depth: int = 8
     max_k: int = 1000
     data_dir: Path | None = None  # collections; None: the library default
+    # words and images (/words/..., /images/...): loaded on first use; None turns them off
+    word_model: str | None = DEFAULT_WORD_MODEL
+    image_model: str | None = DEFAULT_IMAGE_MODEL
+    max_images: int = 64  # images per request
+    max_image_pixels: int = 40_000_000  # width x height of one decoded image
 
     @property
     def auth_enabled(self) -> bool:
@@ -55,6 +64,10 @@ class ServerSettings:
     @property
     def default_model(self) -> str:
         return self.models[0]
+
+    def loads_at_start(self, model: str) -> bool:
+        """Whether `model` (as listed in `models`) is loaded at start rather than on first use."""
+        return self.preload and model not in self.lazy_models
 
     def check(self) -> None:
         """Raise `ValueError` for settings that cannot work or are unsafe."""
@@ -70,9 +83,14 @@ class ServerSettings:
             ("max_input_chars", self.max_input_chars),
             ("max_filter_depth", self.max_filter_depth),
             ("max_k", self.max_k),
+            ("max_images", self.max_images),
+            ("max_image_pixels", self.max_image_pixels),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        unknown = [m for m in self.lazy_models if m not in self.models]
+        if unknown:
+            raise ValueError(f"lazy_models must be served models; not in models: {unknown}")
         if self.max_wait_ms < 0 or self.request_timeout_s <= 0:
             raise ValueError("max_wait_ms must be >= 0 and request_timeout_s > 0")
         if not is_loopback(self.host) and not self.api_keys and not self.insecure_no_auth:
