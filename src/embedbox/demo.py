@@ -5,15 +5,18 @@ Run with `python -m embedbox.demo`. Each step prints what it did and how long it
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from embedbox import Embedder, hardware
-from embedbox.datasets import sts_b
+from embedbox.collection import Collection
+from embedbox.datasets import lee_background, sts_b
 from embedbox.similarity import top_k
 
 console = Console()
@@ -60,6 +63,74 @@ def similarity_table(emb: Embedder) -> None:
     console.print(table)
 
 
+def news_collection(emb: Embedder, where: Path) -> Collection:
+    """Put gensim's Lee news corpus (300 articles) in a collection; re-runs embed nothing new."""
+    articles = lee_background()
+    col = Collection.open(where / "lee-news", model=emb.name, create=True, embedder=emb)
+    start = time.perf_counter()
+    stats = col.upsert_stats(
+        articles,
+        ids=[f"lee-{n}" for n in range(1, len(articles) + 1)],
+        metadatas=[{"line": n, "words": len(a.split())} for n, a in enumerate(articles, 1)],
+    )
+    console.print(
+        f"collection {col.name!r} in {where}: {col.count()} news articles "
+        f"({stats.added} added, {stats.unchanged} unchanged) in {time.perf_counter() - start:.1f}s"
+    )
+    return col
+
+
+def searches(col: Collection) -> None:
+    for query, mode, where in (
+        ("bushfires threatening homes", "semantic", None),
+        ("Shoalhaven", "keyword", None),
+        ("peace talks in the Middle East", "hybrid", {"words": {"$lt": 200}}),
+    ):
+        title = f"{mode} search: {query!r}" + (f" where {where}" if where else "")
+        table = Table(title=title)
+        table.add_column("score", justify="right")
+        table.add_column("id")
+        table.add_column("text")
+        for hit in col.search(query, k=3, mode=mode, where=where):  # type: ignore[arg-type]
+            table.add_row(f"{hit.score:.3f}", hit.id, hit.text[:90] + "…")
+        console.print(table)
+
+
+def recommendations_and_clusters(col: Collection, where: Path) -> None:
+    from embedbox.cluster import ClusterOptions, cluster_collection
+    from embedbox.projection import write_map
+    from embedbox.recommend import RecommendOptions, recommend
+
+    liked = col.search("bushfires threatening homes", k=1)[0]
+    recs = recommend(col, like=[liked.id], options=RecommendOptions(k=3, diversity=0.7))
+    table = Table(title=f"More like {liked.id} ({liked.text[:50]}…), diversified")
+    table.add_column("score", justify="right")
+    table.add_column("id")
+    table.add_column("text")
+    for rec in recs:
+        table.add_row(f"{rec.score:.3f}", rec.id, rec.text[:90] + "…")
+    console.print(table)
+
+    ids, texts, result = cluster_collection(col, ClusterOptions(method="kmeans", k=6))
+    table = Table(title=f"k-means clusters of {len(ids)} articles")
+    table.add_column("cluster", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("keywords")
+    for info in result.clusters:
+        table.add_row(str(info.label), str(info.size), ", ".join(info.keywords[:6]))
+    console.print(table)
+    _, vectors = col.vectors(ids=ids)
+    path, _ = write_map(
+        vectors,
+        where / "lee-news-map.html",
+        colors=result.labels.tolist(),
+        hover=texts,
+        ids=ids,
+        method="pca",
+    )
+    console.print(f"interactive map of the collection: {path}")
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     console.rule("embedbox demo")
@@ -70,6 +141,11 @@ def main() -> None:
     )
     most_similar_pairs(emb)
     similarity_table(emb)
+    where = Path(os.environ.get("EMBEDBOX_DEMO_DIR", "demo-data")).resolve()
+    col = news_collection(emb, where)
+    searches(col)
+    recommendations_and_clusters(col, where)
+    col.close()
 
 
 if __name__ == "__main__":
