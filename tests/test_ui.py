@@ -7,6 +7,7 @@ mini_newsgroup, with metadata). They save screenshots of the main views to docs/
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,11 @@ from embedbox.server.ui import describe_fields
 MODEL = "all-MiniLM-L6-v2"
 KEY = "ui-test-key-rw-1"
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+# Screenshots land in artifacts/ (CI keeps them); EMBEDBOX_UPDATE_SCREENSHOTS=1 refreshes the
+# copies in docs/screenshots/ that the README shows.
+SHOTS = Path(__file__).resolve().parents[1] / (
+    "docs/screenshots" if os.environ.get("EMBEDBOX_UPDATE_SCREENSHOTS") else "artifacts/screenshots"
+)
 N_ITEMS = 60
 
 
