@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 import httpx
 import numpy as np
 import openai
@@ -45,7 +46,7 @@ def test_models_listed_and_loaded_as_configured(served: tuple[FastAPI, str], tin
 def test_each_request_goes_to_its_model(
     served: tuple[FastAPI, str], tiny: str, embedder: Embedder
 ) -> None:
-    app, url = served
+    _, url = served
     client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=60)
     small = client.embeddings.create(model=tiny, input=TEXTS, encoding_format="float")
     got = np.array([d.embedding for d in small.data], dtype=np.float32)

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from embedbox import __version__
 from embedbox.embed import Embedder
-from embedbox.server import native, openai, ui
+from embedbox.server import extras, native, openai, ui
 from embedbox.server.errors import install_handlers, log
 from embedbox.server.limits import BodyLimitMiddleware
 from embedbox.server.metrics import Metrics, MetricsMiddleware
@@ -63,6 +63,7 @@ def create_app(
     app.include_router(native.router)
     app.include_router(native.ops)
     app.state.collections = _include_collections(app, settings)
+    extras.install(app)  # words and images, where installed
     ui.install(app)  # the web explorer at /ui
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
