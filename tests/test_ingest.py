@@ -167,3 +167,29 @@ def test_cli_end_to_end(
         main(["get", "news", "n0"])
     assert "not in collection 'news': 'n0'" in capsys.readouterr().err
     assert run("collection", "drop", "news", "--yes", "--json") == {"dropped": "news", "count": 4}
+
+
+def test_cli_add_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+    from skimage import data as photos
+
+    monkeypatch.setenv("EMBEDBOX_DATA_DIR", str(tmp_path / "data"))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("coffee", "chelsea", "rocket", "astronaut"):
+        Image.fromarray(getattr(photos, name)()).convert("RGB").save(folder / f"{name}.png")
+    (folder / "notes.txt").write_text("not an image")
+    capsys.readouterr()
+    main(["add", "pics", "--images", str(folder), "--batch-size", "2", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert (report["collection"], report["added"], report["count"]) == ("pics", 4, 4)
+    with Collection.open("pics") as col:
+        assert col.info()["kind"] == "image" and col.dim == 1280
+        ids, vecs = col.vectors()
+        rocket = next(i for i in ids if i.endswith("rocket.png"))
+        assert col.search(vecs[ids.index(rocket)], k=1)[0].id == rocket
+    with pytest.raises(SystemExit) as exc:
+        main(["add", "pics", str(folder), "--images", str(folder)])
+    assert exc.value.code == 2 and "--images cannot be combined" in capsys.readouterr().err

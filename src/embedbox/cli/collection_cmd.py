@@ -173,19 +173,38 @@ def add(
     from_embeddings: Path | None = typer.Option(
         None, "--from-embeddings", help="Output folder of embed-dataset: add without embedding."
     ),
+    images: list[Path] = typer.Option(
+        None, "--images", help="Image files or folders (image collection)."
+    ),
     data_dir: Path | None = DataDirOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Ingest files/folders into a collection (resumable: unchanged documents are skipped)."""
+    """Ingest files/folders into a collection (resumable: unchanged documents are skipped).
+
+    `--images DIR` embeds image files/folders into an image collection instead."""
     from embedbox.ingest import IngestOptions, ingest
 
+    if images:
+        if paths or from_embeddings is not None:
+            raise InputError("--images cannot be combined with text paths or --from-embeddings")
+        from embedbox.cli.images_cmd import run_add_images
+
+        run_add_images(
+            collection,
+            images,
+            model=model,
+            data_dir=data_dir,
+            as_json=as_json,
+            batch_size=batch_size,
+        )
+        return
     if from_embeddings is not None:
         from embedbox.cli.dataset_cmd import add_from_embeddings
 
         add_from_embeddings(collection, from_embeddings, paths, model, data_dir, as_json)
         return
     if not paths:
-        raise InputError("give files or folders to add, or --from-embeddings DIR")
+        raise InputError("give files or folders to add, --images DIR or --from-embeddings DIR")
 
     opts = IngestOptions(
         id_field=id_field,
