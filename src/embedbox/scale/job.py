@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from embedbox.embed import Embedder
@@ -148,7 +149,7 @@ def _check_embedder(emb: Embedder, spec: JobSpec) -> None:
         )
 
 
-def _gather_errors(out: Any, names: list[str]) -> str | None:
+def _gather_errors(out: Path, names: list[str]) -> str | None:
     """Join the shards' error files, in shard order, into `errors.jsonl` (atomically)."""
     lines: list[str] = []
     for name in names:
@@ -165,7 +166,7 @@ def _gather_errors(out: Any, names: list[str]) -> str | None:
 
 def read_errors(output: str) -> list[dict[str, Any]]:
     """The bad rows a job set aside (empty when there were none)."""
-    path = JobSpec((output,), output).output_dir / mf.ERRORS
+    path = Path(output) / mf.ERRORS
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
