@@ -45,6 +45,7 @@ def run(path: Path, out: Path) -> dict[str, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # ~1-2 min on an idle 2-core machine; far longer under load
 def test_100k_rows_run_in_bounded_memory(tmp_path: Path) -> None:
     texts = short_rows(100_000)
     pq.write_table(pa.table({"text": texts}), tmp_path / "big.parquet", row_group_size=10_000)
