@@ -180,16 +180,22 @@ def main() -> None:
         for kind in kinds:  # warm-up (first shapes are slow in torch), not measured
             load(urls[kind], 8, 8, texts[::-1], args.max_seconds)
         results: dict[tuple[str, int], dict[str, float]] = {}
+        runs: dict[tuple[str, int], list[float]] = {}
+        loads: list[float] = []
+        print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
         for rnd in range(args.rounds):  # alternate servers so machine load hits all alike
             for n in levels:
                 for kind in kinds:
                     r = load(urls[kind], n, args.requests, texts, args.max_seconds)
+                    loads.append(os.getloadavg()[0])
                     print(
                         f"round {rnd + 1} {kind:9s} clients={n:3d}  {r['rps']:7.1f} req/s  "
                         f"p50 {r['p50']:7.1f} ms  p99 {r['p99']:7.1f} ms  "
-                        f"({int(r['requests'])} ok, {int(r['errors'])} errors)",
+                        f"({int(r['requests'])} ok, {int(r['errors'])} errors)  "
+                        f"load {loads[-1]:.1f}",
                         flush=True,
                     )
+                    runs.setdefault((kind, n), []).append(r["rps"])
                     best = results.get((kind, n))
                     if best is None or r["rps"] > best["rps"]:
                         results[kind, n] = r
@@ -197,6 +203,10 @@ def main() -> None:
         for proc in procs:
             proc.terminate()
             proc.join(10)
+    print(f"\n1-minute load average during the runs: {min(loads):.1f} to {max(loads):.1f}")
+    print("req/s per round (spread = noise):")
+    for (kind, n), values in runs.items():
+        print(f"  {kind:9s} clients={n:3d}: " + ", ".join(f"{v:.1f}" for v in values))
     print("\nbest round per server (req/s, p50 / p99 ms):")
     for n in levels:
         row = "  ".join(

@@ -104,11 +104,12 @@ def authorize(request: Request, write: bool) -> None:
         )
 
 
-def require_read(request: Request) -> None:
-    """FastAPI dependency: any valid key (or none when auth is off)."""
+async def require_read(request: Request) -> None:
+    """FastAPI dependency: any valid key (or none when auth is off). Async: a plain `def`
+    dependency would cost every request a hop to the thread pool and back."""
     authorize(request, write=False)
 
 
-def require_write(request: Request) -> None:
+async def require_write(request: Request) -> None:
     """FastAPI dependency: a read-write key."""
     authorize(request, write=True)

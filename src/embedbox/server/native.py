@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,7 +15,14 @@ from embedbox.server.schemas import (
     SimilarityRequest,
     SimilarityResponse,
 )
-from embedbox.server.service import ERRORS, embed_texts, encode_vectors, pool_of, settings_of
+from embedbox.server.service import (
+    ERRORS,
+    embed_texts,
+    json_response,
+    pool_of,
+    settings_of,
+    vectors_json,
+)
 from embedbox.similarity import Metric, similarity_matrix
 
 router = APIRouter(tags=["native"], dependencies=[Depends(require_read)])
@@ -40,11 +45,11 @@ async def embed(body: EmbedRequest, request: Request) -> Response:
     payload = {
         "model": done.model,
         "dim": int(r.vectors.shape[1]),
-        "embeddings": encode_vectors(r.vectors, body.encoding_format),
         "token_counts": r.token_counts,
         "truncated": r.truncated,
     }
-    return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+    rows = ",".join(vectors_json(r.vectors, body.encoding_format))
+    return json_response(payload, {"embeddings": f"[{rows}]"})
 
 
 @router.post("/similarity", response_model=SimilarityResponse, responses=ERRORS)

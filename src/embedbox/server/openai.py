@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Depends, Request, Response
 
 from embedbox.server.auth import require_read
 from embedbox.server.schemas import EmbeddingsRequest, EmbeddingsResponse, ModelCard, ModelList
-from embedbox.server.service import ERRORS, embed_texts, encode_vectors, pool_of
+from embedbox.server.service import ERRORS, embed_texts, json_response, pool_of, vectors_json
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], dependencies=[Depends(require_read)])
 
@@ -23,23 +21,21 @@ async def create_embeddings(body: EmbeddingsRequest, request: Request) -> Respon
     texts = body.input if isinstance(body.input, list) else [body.input]
     done = await embed_texts(request, texts, body.model, dimensions=body.dimensions)
     result = done.result
-    data = [
-        {"object": "embedding", "embedding": vec, "index": i}
-        for i, vec in enumerate(encode_vectors(result.vectors, body.encoding_format))
-    ]
+    # Built as text: no pydantic pass over the response, vectors printed by the fast path.
+    data = ",".join(
+        f'{{"object":"embedding","embedding":{vec},"index":{i}}}'
+        for i, vec in enumerate(vectors_json(result.vectors, body.encoding_format))
+    )
     tokens = result.total_tokens
     payload = {
         "object": "list",
-        "data": data,
         "model": done.model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
     headers = (
         {"X-Embedbox-Truncated": ",".join(map(str, result.truncated))} if result.truncated else None
     )
-    return Response(
-        json.dumps(payload, separators=(",", ":")), media_type="application/json", headers=headers
-    )
+    return json_response(payload, {"data": f"[{data}]"}, headers=headers)
 
 
 @router.get("/models", response_model=ModelList, responses=ERRORS)
