@@ -25,7 +25,7 @@ from embedbox.errors import Conflict, EmbedboxError, InputError, NotFound
 from embedbox.store import db
 from embedbox.store import rows as sq
 from embedbox.store.ann import AnnIndex, AnnOptions
-from embedbox.store.chunking import ChunkOptions, Span
+from embedbox.store.chunking import ChunkOptions
 from embedbox.store.filters import Where, compile_where
 from embedbox.store.paths import DB_FILE, collection_dir, resolve_data_dir
 from embedbox.store.prepare import (
@@ -37,28 +37,20 @@ from embedbox.store.prepare import (
     prepare,
     query_vector,
 )
-from embedbox.store.search import fts_query, rrf, vector_top
-from embedbox.store.vectors import VectorTable, doc_vectors, forget, shared_table, subset
+from embedbox.store.search import FilterCache, Hit, fts_query, fuse, make_hits, vector_top
+from embedbox.store.vectors import VectorTable, doc_vectors, forget, shared_table
+
+__all__ = [
+    "Collection",
+    "Hit",
+    "Item",
+    "Mode",
+    "UpsertStats",
+    "drop_collection",
+    "list_collections",
+]
 
 Mode = Literal["semantic", "keyword", "hybrid"]
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result. `id` is the document id. For a document split into chunks
-    `parent_id` is that id too, `chunk` the window number and `span` its (start, end) in the
-    text; `text` is the matching chunk."""
-
-    id: str
-    score: float
-    text: str
-    metadata: dict[str, Any]
-    parent_id: str | None = None
-    span: Span | None = None
-    chunk: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -109,8 +101,9 @@ class Collection:
         self.ann_options = ann or AnnOptions()
         self._embedder = embedder
         self._lock = threading.RLock()
-        self._filter_cache: dict[tuple[int, str], np.ndarray] = {}
+        self._filters = FilterCache()
         self._query_cache: dict[str, np.ndarray] = {}
+        self._seen: tuple[int, int, int] | None = None  # (data_version, total_changes, gen)
         if embedder is not None:
             self._check_embedder(embedder)
 
@@ -459,47 +452,36 @@ class Collection:
         assert isinstance(query, str)
         depth = max(50, 2 * k)
         sem = self._semantic(query, depth, where)
-        kw = self._keyword(query, depth, where)
-        hits = {h.id: h for h in kw} | {h.id: h for h in sem}
-        fused = rrf([[h.id for h in sem], [h.id for h in kw]], weights)[:k]
-        return [_replace_score(hits[key], score) for key, score in fused]
+        return fuse(sem, self._keyword(query, depth, where), weights, k)
 
     def _semantic(self, query: str | np.ndarray, k: int, where: Where | None) -> list[Hit]:
         qvec = query_vector(self, query)
         with self._lock:
             table = self._table()
-            allowed = self._allowed(table, where)
+            allowed = self._filters.allowed(self.conn, table, where)
             ann = self._ann() if len(table) > self.ann_options.threshold else None
         rows, scores = vector_top(table, ann, qvec, k, allowed, self.ann_options)
-        return self._hits(table.rids[rows].tolist(), scores.tolist())
+        with self._lock:
+            return make_hits(self.conn, table.rids[rows].tolist(), scores.tolist())
 
     def _keyword(self, query: str, k: int, where: Where | None) -> list[Hit]:
         match = fts_query(query)
         sql, params = compile_where(where)
         with self._lock:
             top = sq.keyword(self.conn, match, sql, params, k)
-        return self._hits([r for r, _ in top], [s for _, s in top])
-
-    def _hits(self, rids: list[int], scores: list[float]) -> list[Hit]:
-        with self._lock:
-            found = sq.hit_rows(self.conn, rids)
-        hits = []
-        for rid, score in zip(rids, scores, strict=True):
-            if rid not in found:  # deleted since the matrix was read
-                continue
-            _, idx, start, end, doc_id, text, meta, n_chunks = found[rid]
-            chunked = n_chunks > 1
-            piece = text[start:end] if chunked else text
-            parent = doc_id if chunked else None
-            hits.append(
-                Hit(doc_id, float(score), piece, json.loads(meta), parent, (start, end), idx)
-            )
-        return hits
+            return make_hits(self.conn, [r for r, _ in top], [s for _, s in top])
 
     # ---- internals ----------------------------------------------------------------------
     def _table(self) -> VectorTable:
+        """The shared vector table, brought up to date only when the database changed: `PRAGMA
+        data_version` (commits by other connections) and `total_changes` (this one's) are far
+        cheaper per search than reading the generation rows."""
         table = shared_table(self._key, self.dim or 0, self.precision)
-        table.refresh(self.conn)
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        seen = (version, self.conn.total_changes, table.generation)
+        if seen != self._seen:
+            table.refresh(self.conn)
+            self._seen = (version, self.conn.total_changes, table.generation)
         return table
 
     def _ann(self) -> AnnIndex:
@@ -510,20 +492,6 @@ class Collection:
                 metric = "ip"
                 ann = _ANN[key] = AnnIndex(self.path, self.dim or 0, metric, self.ann_options)
             return ann
-
-    def _allowed(self, table: VectorTable, where: Where | None) -> np.ndarray | None:
-        if not where:
-            return None
-        sql, params = compile_where(where)
-        key = (table.generation, json.dumps(where, sort_keys=True, default=str))
-        cached = self._filter_cache.get(key)
-        if cached is not None:
-            return cached
-        pos = subset(table, sq.filter_chunks(self.conn, sql, params))
-        if len(self._filter_cache) > 64:
-            self._filter_cache.clear()
-        self._filter_cache[key] = pos
-        return pos
 
     def _check_batch(
         self,
@@ -554,10 +522,6 @@ def _conflict_message(name: str, ids: list[str]) -> str:
 
 def _missing_message(name: str, ids: list[str]) -> str:
     return f"not in collection {name!r}: {_show(ids)}"
-
-
-def _replace_score(hit: Hit, score: float) -> Hit:
-    return Hit(hit.id, score, hit.text, hit.metadata, hit.parent_id, hit.span, hit.chunk)
 
 
 def list_collections(data_dir: str | Path | None = None) -> list[dict[str, Any]]:

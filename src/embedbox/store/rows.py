@@ -99,13 +99,19 @@ def keyword(
 
 
 def hit_rows(conn: sqlite3.Connection, rids: list[int]) -> dict[int, HitRow]:
+    """chunk row id -> (rid, idx, start, end, doc id, text, metadata JSON, n_chunks)."""
     found: dict[int, HitRow] = {}
-    for part in batches(rids):
-        marks = ",".join("?" * len(part))
-        for row in conn.execute(
-            "SELECT c.rid, c.idx, c.start, c.end, d.id, d.text, d.metadata, d.n_chunks "
-            f"FROM chunks c JOIN documents d ON d.rid = c.doc WHERE c.rid IN ({marks})",
-            part,
-        ):
-            found[row[0]] = row
+    for start in range(0, len(rids), BATCH):  # one query for any usual k
+        part = rids[start : start + BATCH]
+        sql = _HIT_SQL.get(len(part))
+        if sql is None:
+            sql = _HIT_SQL[len(part)] = (
+                "SELECT c.rid, c.idx, c.start, c.end, d.id, d.text, d.metadata, d.n_chunks "
+                f"FROM chunks c JOIN documents d ON d.rid = c.doc "
+                f"WHERE c.rid IN ({','.join('?' * len(part))})"
+            )
+        found.update((row[0], row) for row in conn.execute(sql, part))
     return found
+
+
+_HIT_SQL: dict[int, str] = {}

@@ -1,18 +1,48 @@
-"""Search primitives: vector top-k (exact or HNSW + exact re-score), FTS5 queries, RRF fusion."""
+"""Search primitives: vector top-k (exact or HNSW + exact re-score), filters as row positions,
+FTS5 queries, RRF fusion, and turning ranked chunk rows into `Hit`s.
+
+The semantic path is latency-critical (one query is ~0.1 ms of HNSW work): everything per call
+here is O(k) and at most one SQL query fetches the hit rows.
+"""
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from embedbox.errors import InputError
+from embedbox.store import rows as sq
 from embedbox.store.ann import AnnIndex, AnnOptions
-from embedbox.store.vectors import VectorTable, top_docs
+from embedbox.store.chunking import Span
+from embedbox.store.filters import Where, compile_where
+from embedbox.store.vectors import VectorTable, subset, top_docs
 
 RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result. `id` is the document id. For a document split into chunks
+    `parent_id` is that id too, `chunk` the window number and `span` its (start, end) in the
+    text; `text` is the matching chunk."""
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+    parent_id: str | None = None
+    span: Span | None = None
+    chunk: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def vector_top(
@@ -27,7 +57,10 @@ def vector_top(
 
     `allowed`: sorted row positions permitted by a filter (None: all rows). Small collections and
     selective filters are searched exactly; otherwise HNSW candidates are re-scored exactly and,
-    if too few documents survive the filter, the search falls back to exact.
+    if too few documents survive the filter, the search falls back to exact. Without a filter on
+    a collection of one chunk per document, HNSW is asked for no more candidates than its
+    beam (`expansion_search`, which alone sets the effort) holds; chunks or a filter ask for
+    `oversample` times `k` and more, widening the beam if needed.
     """
     n = len(table)
     n_allowed = n if allowed is None else len(allowed)
@@ -36,25 +69,82 @@ def vector_top(
     exact = ann is None or n_allowed <= options.threshold or n_allowed < n * 0.05
     if not exact and ann is not None:
         ann.sync(table)
-        frac = n_allowed / n
-        want = int(np.ceil(k * options.oversample / frac)) + k
+        plain = allowed is None and table.one_chunk_per_doc
+        want = int(np.ceil(k * options.oversample * n / n_allowed)) + k
+        if plain:  # take what the beam holds anyway; never widen it (that costs time)
+            want = min(want, max(k, ann.expansion))
         keys = ann.search(query, min(n, want))
         rows = table.positions(keys)
         inside = rows < n
         rows, keys = rows[inside], keys[inside]
-        rows = rows[table.rids[rows] == keys]
+        rows = rows[table.rids[rows] == keys]  # keys of rows the table no longer holds
         if allowed is not None:
-            rows = rows[np.isin(rows, allowed, assume_unique=False)]
+            rows = rows[np.isin(rows, allowed)]
         scores = table.matrix[rows] @ query
-        pos, best = top_docs(scores, table.docs[rows], k)
-        if len(pos) >= min(k, n_allowed):
-            return rows[pos], best
+        if plain:
+            order = np.argsort(-scores, kind="stable")[:k]
+            if len(order) >= min(k, n):
+                return rows[order], scores[order]
+        else:
+            pos, best = top_docs(scores, table.docs[rows], k)
+            if len(pos) >= min(k, n_allowed):
+                return rows[pos], best
     if allowed is None:
-        scores = table.matrix @ query
-        return top_docs(scores, table.docs, k)
-    scores = table.matrix[allowed] @ query
-    pos, best = top_docs(scores, table.docs[allowed], k)
+        return top_docs(table.matrix @ query, table.docs, k)
+    pos, best = top_docs(table.matrix[allowed] @ query, table.docs[allowed], k)
     return allowed[pos], best
+
+
+class FilterCache:
+    """Row positions allowed by a metadata filter, cached per table generation."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._cache: dict[tuple[int, str], np.ndarray] = {}
+
+    def allowed(
+        self, conn: sqlite3.Connection, table: VectorTable, where: Where | None
+    ) -> np.ndarray | None:
+        if not where:
+            return None
+        sql, params = compile_where(where)
+        key = (table.generation, json.dumps(where, sort_keys=True, default=str))
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        pos = subset(table, sq.filter_chunks(conn, sql, params))
+        if len(self._cache) >= self.size:
+            self._cache.clear()
+        self._cache[key] = pos
+        return pos
+
+
+def make_hits(conn: sqlite3.Connection, rids: list[int], scores: list[float]) -> list[Hit]:
+    """Hits for ranked chunk row ids (one SQL query); rows deleted meanwhile are left out."""
+    found = sq.hit_rows(conn, rids)
+    hits = []
+    for rid, score in zip(rids, scores, strict=True):
+        row = found.get(rid)
+        if row is None:  # deleted since the matrix was read
+            continue
+        _, idx, start, end, doc_id, text, meta, n_chunks = row
+        metadata = {} if meta == "{}" else json.loads(meta)
+        if n_chunks > 1:
+            hits.append(Hit(doc_id, score, text[start:end], metadata, doc_id, (start, end), idx))
+        else:
+            hits.append(Hit(doc_id, score, text, metadata, None, (start, end), idx))
+    return hits
+
+
+def fuse(sem: list[Hit], kw: list[Hit], weights: Sequence[float], k: int) -> list[Hit]:
+    """Hybrid ranking: weighted RRF of a semantic and a keyword ranking, RRF scores on the hits."""
+    by_id = {h.id: h for h in kw} | {h.id: h for h in sem}
+    fused = rrf([[h.id for h in sem], [h.id for h in kw]], weights)[:k]
+    out = []
+    for key, score in fused:
+        h = by_id[key]
+        out.append(Hit(h.id, score, h.text, h.metadata, h.parent_id, h.span, h.chunk))
+    return out
 
 
 def fts_query(text: str) -> str:

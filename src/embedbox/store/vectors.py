@@ -40,6 +40,7 @@ class VectorTable:
     rids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     docs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    one_chunk_per_doc: bool = True  # no document split into chunks: rows are documents
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __len__(self) -> int:
@@ -71,11 +72,18 @@ class VectorTable:
                 self.matrix = np.concatenate([self.matrix, mat])
             else:
                 self.rids, self.docs, self.matrix = rids, docs, np.ascontiguousarray(mat)
+            self.one_chunk_per_doc = _all_distinct(self.docs)
             self.generation, self.delete_generation = gen, del_gen
 
     def positions(self, rids: np.ndarray) -> np.ndarray:
         """Row positions in the matrix of the given chunk row ids (all must be present)."""
         return np.searchsorted(self.rids, rids)
+
+
+def _all_distinct(docs: np.ndarray) -> bool:
+    if len(docs) < 2 or bool((docs[1:] > docs[:-1]).all()):  # the usual order: O(n)
+        return True
+    return len(np.unique(docs)) == len(docs)
 
 
 _TABLES: dict[str, VectorTable] = {}
