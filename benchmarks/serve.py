@@ -11,7 +11,7 @@ Each server runs in its own process on 127.0.0.1; N client threads (httpx, keep-
 All use all-MiniLM-L6-v2 in fp32 with the same torch threads (`--threads`, default 1: on a
 shared 2-core machine two spinning OpenMP threads per call were 6-14x slower than one), on the
 same machine, in the same run. Reported: requests/s,
-p50 / p99 latency, and ratios against the naive server.
+p50 / p99 latency, server CPU time per request, and ratios against the naive server.
 """
 
 from __future__ import annotations
@@ -96,6 +96,20 @@ def _signal_when_started(server: Any, ready: Any) -> None:
     ready.set()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its threads (Linux /proc; nan elsewhere).
+
+    Unlike requests/s, CPU time per request barely moves with other people's load on a shared
+    machine, so it is the steadier measure of how much work each server does per request.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -166,6 +180,7 @@ def main() -> None:
     texts = short_texts(1000)
     ctx = mp.get_context("spawn")
     urls: dict[str, str] = {}
+    pids: dict[str, int] = {}
     procs = []
     try:
         for kind in kinds:  # all servers up at once; idle ones cost nothing
@@ -177,25 +192,31 @@ def main() -> None:
             if not ready.wait(180):
                 raise RuntimeError(f"{kind} server did not start")
             urls[kind] = f"http://127.0.0.1:{port}/v1/embeddings"
+            pids[kind] = int(proc.pid or 0)
         for kind in kinds:  # warm-up (first shapes are slow in torch), not measured
             load(urls[kind], 8, 8, texts[::-1], args.max_seconds)
         results: dict[tuple[str, int], dict[str, float]] = {}
         runs: dict[tuple[str, int], list[float]] = {}
+        cpus: dict[tuple[str, int], list[float]] = {}
         loads: list[float] = []
         print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
         for rnd in range(args.rounds):  # alternate servers so machine load hits all alike
             for n in levels:
                 for kind in kinds:
+                    cpu = cpu_seconds(pids[kind])
                     r = load(urls[kind], n, args.requests, texts, args.max_seconds)
+                    r["cpu_ms"] = (cpu_seconds(pids[kind]) - cpu) * 1000 / max(r["requests"], 1)
                     loads.append(os.getloadavg()[0])
                     print(
                         f"round {rnd + 1} {kind:9s} clients={n:3d}  {r['rps']:7.1f} req/s  "
                         f"p50 {r['p50']:7.1f} ms  p99 {r['p99']:7.1f} ms  "
+                        f"server CPU {r['cpu_ms']:5.1f} ms/req  "
                         f"({int(r['requests'])} ok, {int(r['errors'])} errors)  "
                         f"load {loads[-1]:.1f}",
                         flush=True,
                     )
                     runs.setdefault((kind, n), []).append(r["rps"])
+                    cpus.setdefault((kind, n), []).append(r["cpu_ms"])
                     best = results.get((kind, n))
                     if best is None or r["rps"] > best["rps"]:
                         results[kind, n] = r
@@ -220,6 +241,18 @@ def main() -> None:
             base = results["naive", n]["rps"]
             parts = [f"{k} {results[k, n]['rps'] / base:.2f}x" for k in kinds if k != "naive"]
             print(f"  clients={n:3d}: " + ", ".join(parts))
+    if "naive" in kinds:
+        print(
+            "\nserver CPU time per request, median of rounds (lower is better; steadier than req/s):"
+        )
+        for n in levels:
+            base = float(np.median(cpus["naive", n]))
+            parts = [
+                f"{k} {np.median(cpus[k, n]):.1f} ms ({base / np.median(cpus[k, n]):.2f}x less)"
+                for k in kinds
+                if k != "naive"
+            ]
+            print(f"  clients={n:3d}: naive {base:.1f} ms, " + ", ".join(parts))
     if "batching" in kinds and "single" in kinds:
         print("batching on vs off:")
         for n in levels:

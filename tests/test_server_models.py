@@ -88,30 +88,3 @@ def test_startup_line_marks_lazy_models(tiny: str) -> None:
 
     line = startup_line(ServerSettings(models=(MODEL, tiny), lazy_models=(tiny,)))
     assert f"models: {MODEL}, {tiny} (lazy)" in line
-
-
-def test_replicas_share_weights_and_return_correct_results(embedder: Embedder) -> None:
-    """Two batches at once over the same weights: every client still gets its own vectors."""
-    import threading
-
-    app = create_app(ServerSettings(replicas=2), preloaded={MODEL: embedder})
-    texts = [f"sentence number {i} about {w}" for i, w in enumerate(["rivers", "pianos"] * 12)]
-    reference = embedder.embed(texts)
-    got: dict[int, np.ndarray] = {}
-    with ServerThread(app) as url:
-        batcher = app.state.pool.batchers[MODEL]
-        assert len(batcher.replicas) == 2
-        clone = batcher.replicas[1]
-        assert clone.encoder.model is embedder.encoder.model  # weights shared, not copied
-        assert clone.encoder.tokenizer is not embedder.encoder.tokenizer
-
-        def client(i: int) -> None:
-            r = httpx.post(url + "/v1/embeddings", json={"input": texts[i]}, timeout=60)
-            got[i] = np.array(r.json()["data"][0]["embedding"])
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(len(texts))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    np.testing.assert_allclose(np.stack([got[i] for i in range(len(texts))]), reference, atol=1e-5)

@@ -257,3 +257,19 @@ def test_ready_turns_503_when_the_worker_dies(embedder: Embedder) -> None:
         assert r.json() == {"ready": False, "models": {MODEL: "worker stopped"}}
         r = httpx.post(url + "/v1/embeddings", json={"input": "x"})
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
+
+
+def test_vectors_json_is_exact_for_float32_and_valid_json() -> None:
+    import json
+
+    from embedbox.server.service import vectors_json
+
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((3, 384)).astype(np.float32) * np.float32(1e-3)
+    vecs[0, :3] = [0.0, -0.0, 1.0]
+    rows = vectors_json(vecs, "float")
+    back = np.array([json.loads(r) for r in rows], dtype=np.float32)
+    assert np.array_equal(back, vecs)  # float32 round-trips bit for bit
+    assert sum(map(len, rows)) < len(json.dumps(vecs.astype(np.float64).tolist()))
+    b64 = [json.loads(r) for r in vectors_json(vecs, "base64")]
+    assert np.array_equal(np.frombuffer(base64.b64decode(b64[1]), "<f4"), vecs[1])

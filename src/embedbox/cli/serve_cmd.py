@@ -54,14 +54,9 @@ def serve(
         8192, "--max-batch-tokens", help="Token budget per merged batch."
     ),
     model_batch_tokens: int = typer.Option(
-        1024,
+        512,
         "--model-batch-tokens",
         help="Padded tokens per model forward (texts of similar length are grouped).",
-    ),
-    replicas: int = typer.Option(
-        1,
-        "--replicas",
-        help="Batches computed at once per model (shared weights); pair with --threads.",
     ),
     max_wait_ms: float = typer.Option(
         2.0, "--max-wait-ms", help="How long a batch waits for more requests."
@@ -108,7 +103,6 @@ def serve(
         batching=batching,
         max_batch_tokens=max_batch_tokens,
         model_batch_tokens=model_batch_tokens,
-        replicas=replicas,
         max_wait_ms=max_wait_ms,
         max_queue=max_queue,
         request_timeout_s=timeout,

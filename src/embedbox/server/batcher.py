@@ -3,9 +3,7 @@
 Requests wait in a bounded asyncio queue (full -> `Overloaded`, served as 503 + Retry-After).
 One worker task per model takes whatever is queued, waits up to `max_wait` for more while the
 batch is under `max_batch_tokens`, and runs the model in a dedicated thread so the event loop
-stays free. With several replicas (`ModelPool` builds them over shared weights), up to that
-many batches run at once, each in its own thread. Results go back to each request's future in
-the request's own order.
+stays free. Results go back to each request's future in the request's own order.
 """
 
 from __future__ import annotations
@@ -61,24 +59,15 @@ class MicroBatcher:
         max_batch_tokens: int = 8192,
         max_wait_s: float = 0.002,
         max_queue: int = 256,
-        replicas: list[Embedder] | None = None,
     ) -> None:
         self.embedder = embedder
-        # Embedders that compute in parallel (one thread each); the first is `embedder`.
-        self.replicas = [embedder, *(replicas or [])]
         self.metrics = metrics
         self.name = embedder.name
         self.enabled = enabled
         self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_s
         self.queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=max_queue)
-        self._executor = ThreadPoolExecutor(
-            len(self.replicas), thread_name_prefix=f"embed-{self.name}"
-        )
-        self._free: asyncio.Queue[Embedder] = asyncio.Queue()
-        for replica in self.replicas:
-            self._free.put_nowait(replica)
-        self._running: set[asyncio.Task[None]] = set()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"embed-{self.name}")
         self._task: asyncio.Task[None] | None = None
         self._held: Job | None = None
 
@@ -124,48 +113,27 @@ class MicroBatcher:
 
     # ---- worker ------------------------------------------------------------------------
     async def _run(self) -> None:
-        stopping = False
-        try:
-            while not stopping:
-                replica = await self._free.get()  # wait for a free replica, then collect
-                batch, stopping = await self._collect()
-                self.metrics.queue_depth.labels(self.name).set(self.queue.qsize())
-                batch = [j for j in batch if not j.abandoned and not j.future.done()]
-                if not batch:
-                    self._free.put_nowait(replica)
-                    continue
-                task = asyncio.get_running_loop().create_task(self._batch(replica, batch))
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
-            if self._running:  # graceful stop: batches in flight finish
-                await asyncio.gather(*self._running)
-        finally:
-            for task in list(self._running):
-                task.cancel()
-
-    async def _batch(self, replica: Embedder, batch: list[Job]) -> None:
         loop = asyncio.get_running_loop()
-        start = time.perf_counter()
-        try:
-            outcomes = await loop.run_in_executor(self._executor, self._compute, replica, batch)
-        except asyncio.CancelledError:
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(Overloaded(f"model worker for {self.name} stopped"))
-            raise
-        finally:
-            self._free.put_nowait(replica)
-        self.metrics.batch_seconds.labels(self.name).observe(time.perf_counter() - start)
-        self.metrics.batch_requests.labels(self.name).observe(len(batch))
-        self.metrics.batch_inputs.labels(self.name).observe(sum(len(j.texts) for j in batch))
-        for job, outcome in zip(batch, outcomes, strict=True):
-            if job.future.done():
+        stopping = False
+        while not stopping:
+            batch, stopping = await self._collect()
+            self.metrics.queue_depth.labels(self.name).set(self.queue.qsize())
+            batch = [j for j in batch if not j.abandoned and not j.future.done()]
+            if not batch:
                 continue
-            if isinstance(outcome, BaseException):
-                job.future.set_exception(outcome)
-            else:
-                self.metrics.tokens.labels(self.name).inc(outcome.total_tokens)
-                job.future.set_result(outcome)
+            start = time.perf_counter()
+            outcomes = await loop.run_in_executor(self._executor, self._compute, batch)
+            self.metrics.batch_seconds.labels(self.name).observe(time.perf_counter() - start)
+            self.metrics.batch_requests.labels(self.name).observe(len(batch))
+            self.metrics.batch_inputs.labels(self.name).observe(sum(len(j.texts) for j in batch))
+            for job, outcome in zip(batch, outcomes, strict=True):
+                if job.future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    job.future.set_exception(outcome)
+                else:
+                    self.metrics.tokens.labels(self.name).inc(outcome.total_tokens)
+                    job.future.set_result(outcome)
 
     async def _collect(self) -> tuple[list[Job], bool]:
         """One batch: the first job, then whatever fits the token budget within `max_wait`."""
@@ -197,7 +165,7 @@ class MicroBatcher:
             tokens += job.tokens
         return batch, False
 
-    def _compute(self, embedder: Embedder, batch: list[Job]) -> list[EmbedResult | BaseException]:
+    def _compute(self, batch: list[Job]) -> list[EmbedResult | BaseException]:
         """Runs in the worker thread: one `encode` per group of jobs sharing their options."""
         outcomes: list[EmbedResult | BaseException] = [RuntimeError("not computed")] * len(batch)
         groups: dict[tuple[tuple[str, Any], ...], list[int]] = {}
@@ -207,11 +175,11 @@ class MicroBatcher:
             kwargs = dict(options)
             texts = [t for n in members for t in batch[n].texts]
             try:
-                merged = self._encode(embedder, texts, kwargs)
+                merged = self._encode(texts, kwargs)
             except Exception:  # one bad job must not fail the others: retry one by one
                 for n in members:
                     try:
-                        outcomes[n] = self._encode(embedder, batch[n].texts, kwargs)
+                        outcomes[n] = self._encode(batch[n].texts, kwargs)
                     except Exception as exc:
                         outcomes[n] = exc
                 continue
@@ -222,10 +190,10 @@ class MicroBatcher:
                 start += count
         return outcomes
 
-    def _encode(self, embedder: Embedder, texts: list[str], kwargs: dict[str, Any]) -> EmbedResult:
+    def _encode(self, texts: list[str], kwargs: dict[str, Any]) -> EmbedResult:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # truncation is reported per request instead
-            return embedder.encode(texts, **kwargs)
+            return self.embedder.encode(texts, **kwargs)
 
 
 def _slice(result: EmbedResult, start: int, count: int) -> EmbedResult:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
-import threading
 from collections.abc import Mapping
 
 from starlette.concurrency import run_in_threadpool
@@ -13,7 +11,7 @@ from embedbox import models
 from embedbox.catalog import find
 from embedbox.embed import Embedder
 from embedbox.server.batcher import MicroBatcher
-from embedbox.server.errors import ApiError, log
+from embedbox.server.errors import ApiError
 from embedbox.server.metrics import Metrics
 from embedbox.server.settings import ServerSettings
 
@@ -85,7 +83,6 @@ class ModelPool:
                     embedder = await run_in_threadpool(self._load, name)
                     self.embedders[name] = embedder
                 s = self.settings
-                replicas = share_weights(embedder, s.replicas - 1)
                 batcher = MicroBatcher(
                     embedder,
                     self.metrics,
@@ -93,7 +90,6 @@ class ModelPool:
                     max_batch_tokens=s.max_batch_tokens,
                     max_wait_s=s.max_wait_ms / 1000,
                     max_queue=s.max_queue,
-                    replicas=replicas,
                 )
                 batcher.name = name
                 batcher.start()
@@ -133,24 +129,3 @@ class ModelPool:
     async def stop(self) -> None:
         for batcher in self.batchers.values():
             await batcher.stop()
-
-
-def share_weights(embedder: Embedder, count: int) -> list[Embedder]:
-    """`count` more `Embedder`s over the same model weights, each with its own lock and
-    tokenizer (a fast tokenizer must not be called from two threads at once), so batches can
-    run in parallel threads. Models with task adapters switch adapters per call: not shared."""
-    if count < 1:
-        return []
-    if getattr(embedder.encoder, "adapters", None):
-        log.warning(
-            "%s switches task adapters per call; serving it with one replica", embedder.name
-        )
-        return []
-    out = []
-    for _ in range(count):
-        clone = copy.copy(embedder)
-        clone._lock = threading.Lock()
-        clone.encoder = copy.copy(embedder.encoder)
-        clone.encoder.tokenizer = copy.deepcopy(embedder.encoder.tokenizer)
-        out.append(clone)
-    return out

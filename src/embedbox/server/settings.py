@@ -42,12 +42,8 @@ class ServerSettings:
     max_batch_tokens: int = 8192  # estimated tokens the batcher merges into one model call
     # Padded tokens per forward inside that call: the merged texts are sorted by length and cut
     # into forwards of about this size, so short texts are not padded to the longest one.
-    model_batch_tokens: int = 1024
+    model_batch_tokens: int = 512
     max_wait_ms: float = 2.0
-    # Batches computed at once per model, each in its own thread over the same weights. With
-    # N > 1 give each 1/N of the cores (threads): independent forwards keep every core busy
-    # and, unlike one forward over all cores, do not stall when the machine is oversubscribed.
-    replicas: int = 1
     max_queue: int = 256  # requests waiting per model before 503
     request_timeout_s: float = 60.0
     # limits
@@ -85,7 +81,6 @@ class ServerSettings:
         for name, value in (
             ("max_batch_tokens", self.max_batch_tokens),
             ("model_batch_tokens", self.model_batch_tokens),
-            ("replicas", self.replicas),
             ("max_queue", self.max_queue),
             ("max_body_bytes", self.max_body_bytes),
             ("max_inputs", self.max_inputs),
