@@ -23,21 +23,14 @@ import numpy as np
 
 from embedbox.errors import Conflict, EmbedboxError, InputError, NotFound
 from embedbox.store import db
+from embedbox.store import prepare as pr
 from embedbox.store import rows as sq
+from embedbox.store import search as sr
 from embedbox.store.ann import AnnIndex, AnnOptions
 from embedbox.store.chunking import ChunkOptions
 from embedbox.store.filters import Where, compile_where
 from embedbox.store.paths import DB_FILE, collection_dir, resolve_data_dir
-from embedbox.store.prepare import (
-    Prepared,
-    canonical_model,
-    check_batch,
-    content_hash,
-    new_meta,
-    prepare,
-    query_vector,
-)
-from embedbox.store.search import FilterCache, Hit, fts_query, fuse, make_hits, vector_top
+from embedbox.store.search import Hit
 from embedbox.store.vectors import VectorTable, doc_vectors, forget, shared_table
 
 __all__ = [
@@ -101,7 +94,7 @@ class Collection:
         self.ann_options = ann or AnnOptions()
         self._embedder = embedder
         self._lock = threading.RLock()
-        self._filters = FilterCache()
+        self._filters = sr.FilterCache()
         self._query_cache: dict[str, np.ndarray] = {}
         self._seen: tuple[int, int, int] | None = None  # (data_version, total_changes, gen)
         if embedder is not None:
@@ -142,7 +135,7 @@ class Collection:
             folder.mkdir(parents=True, exist_ok=True)
             conn = db.connect(db_path)
             try:
-                meta = new_meta(name, model, kind, dim, precision, normalize, chunking, embedder)
+                meta = pr.new_meta(name, model, kind, dim, precision, normalize, chunking, embedder)
                 db.create(conn, meta)
             except Conflict:
                 pass  # another process created it first
@@ -153,7 +146,7 @@ class Collection:
             conn = db.connect(db_path)
             db.migrate(conn, db_path)
         col = cls(folder, conn, embedder, ann)
-        if model is not None and canonical_model(model) != col.model:
+        if model is not None and pr.canonical_model(model) != col.model:
             conn.close()
             raise Conflict(
                 f"collection {col.name!r} uses model {col.model!r}, not {model!r}; open it "
@@ -208,7 +201,7 @@ class Collection:
         return self._embedder
 
     def _check_embedder(self, emb: Any) -> None:
-        if canonical_model(emb.name) != self.model:
+        if pr.canonical_model(emb.name) != self.model:
             raise Conflict(f"collection {self.name!r} uses model {self.model!r}, not {emb.name!r}")
         if self.dim is not None and emb.dim != self.dim:
             raise Conflict(f"collection {self.name!r} has dim {self.dim}, model gives {emb.dim}")
@@ -222,16 +215,16 @@ class Collection:
         vectors: np.ndarray | None = None,
     ) -> list[str]:
         """Add new documents (one transaction) -> their ids. An existing id is a `Conflict`."""
-        texts, id_list, metas = self._check_batch(texts, ids, metadatas, vectors, need_ids=False)
+        texts, id_list, metas = pr.check_batch(self.name, texts, ids, metadatas, vectors, False)
         with self._lock:
             taken = sq.existing(self.conn, id_list)
         if taken:
-            raise Conflict(_conflict_message(self.name, list(taken)))
-        prepared = self._prepare(texts, vectors)  # embedding: no lock held
+            raise Conflict(pr.conflict_message(self.name, list(taken)))
+        prepared = pr.prepare(self, texts, vectors)  # embedding: no lock held
         with self._lock, db.write(self.conn) as conn:
             taken = sq.existing(self.conn, id_list)
             if taken:
-                raise Conflict(_conflict_message(self.name, list(taken)))
+                raise Conflict(pr.conflict_message(self.name, list(taken)))
             for doc_id, text, meta, prep in zip(id_list, texts, metas, prepared, strict=True):
                 sq.insert(conn, doc_id, text, meta or {}, prep, self.precision)
         return id_list
@@ -255,7 +248,7 @@ class Collection:
         vectors: np.ndarray | None = None,
     ) -> UpsertStats:
         """`upsert`, reporting how many documents were added, replaced and left unchanged."""
-        texts, id_list, metas = self._check_batch(texts, ids, metadatas, vectors, need_ids=True)
+        texts, id_list, metas = pr.check_batch(self.name, texts, ids, metadatas, vectors, True)
         stats = UpsertStats(id_list)
         with self._lock:
             old = sq.existing(self.conn, id_list)
@@ -264,10 +257,14 @@ class Collection:
             todo = [
                 i
                 for i in todo
-                if id_list[i] not in old or old[id_list[i]][1] != content_hash(texts[i])
+                if id_list[i] not in old or old[id_list[i]][1] != pr.content_hash(texts[i])
             ]
         prepared = dict(
-            zip(todo, self._prepare([texts[i] for i in todo], _rows(vectors, todo)), strict=True)
+            zip(
+                todo,
+                pr.prepare(self, [texts[i] for i in todo], pr.pick_rows(vectors, todo)),
+                strict=True,
+            )
         )
         with self._lock, db.write(self.conn) as conn:
             old = sq.existing(self.conn, id_list)
@@ -293,7 +290,7 @@ class Collection:
                 else:
                     stats.added += 1
                 if prep is None:  # added by another writer since, then removed: embed now
-                    prep = self._prepare([texts[i]], _rows(vectors, [i]))[0]
+                    prep = pr.prepare(self, [texts[i]], pr.pick_rows(vectors, [i]))[0]
                 sq.insert(conn, doc_id, texts[i], meta or {}, prep, self.precision)
             if removed:
                 db.mark_deleted(conn)
@@ -310,10 +307,7 @@ class Collection:
             if ids is not None:
                 rids = {v[0] for v in sq.existing(self.conn, list(ids)).values()}
             if where is not None:
-                sql, params = compile_where(where)
-                found = {
-                    r[0] for r in conn.execute(f"SELECT d.rid FROM documents d WHERE {sql}", params)
-                }
+                found = sq.filter_docs(conn, *compile_where(where))
                 rids = found if rids is None else rids & found
             if rids:
                 sq.delete_docs(conn, sorted(rids))
@@ -337,11 +331,7 @@ class Collection:
         after = 0
         while True:
             with self._lock:
-                rows = self.conn.execute(
-                    f"SELECT d.rid, d.id, d.text, d.metadata FROM documents d "
-                    f"WHERE d.rid > ? AND {sql} ORDER BY d.rid LIMIT ?",
-                    [after, *params, batch],
-                ).fetchall()
+                rows = sq.page(self.conn, sql, params, after, batch)
             if not rows:
                 return
             for _, doc_id, text, meta in rows:
@@ -354,16 +344,10 @@ class Collection:
             raise InputError("ids must be a list of strings; wrap a single id in a list")
         id_list = list(ids)
         with self._lock:
-            rows: dict[str, tuple[str, str]] = {}
-            for part in sq.batches(id_list):
-                marks = ",".join("?" * len(part))
-                for doc_id, text, meta in self.conn.execute(
-                    f"SELECT id, text, metadata FROM documents WHERE id IN ({marks})", part
-                ):
-                    rows[doc_id] = (text, meta)
+            rows = sq.by_ids(self.conn, id_list)
             missing = [i for i in id_list if i not in rows]
             if missing:
-                raise NotFound(_missing_message(self.name, missing))
+                raise NotFound(pr.missing_message(self.name, missing))
             vecs: dict[str, np.ndarray] = {}
             if include_vectors:
                 got, mat = self.vectors(ids=id_list)
@@ -385,7 +369,7 @@ class Collection:
         if ids is not None:
             missing = [i for i in ids if i not in by_id]
             if missing:
-                raise NotFound(_missing_message(self.name, missing))
+                raise NotFound(pr.missing_message(self.name, missing))
             order = [(by_id[i], i) for i in ids]
         else:
             order = [(rid, doc_id) for rid, doc_id in rows]
@@ -438,12 +422,7 @@ class Collection:
         (reciprocal rank fusion, k=60, with `weights` = (semantic, keyword)). `where` filters on
         metadata *before* ranking, so a selective filter still returns its best matches.
         """
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
-        if mode not in ("semantic", "keyword", "hybrid"):
-            raise InputError(f"mode must be semantic, keyword or hybrid, not {mode!r}")
-        if mode != "semantic" and not isinstance(query, str):
-            raise InputError(f"{mode} search needs a text query, not a vector")
+        sr.check_search(query, k, mode)
         if mode == "semantic":
             return self._semantic(query, k, where)
         if mode == "keyword":
@@ -452,24 +431,24 @@ class Collection:
         assert isinstance(query, str)
         depth = max(50, 2 * k)
         sem = self._semantic(query, depth, where)
-        return fuse(sem, self._keyword(query, depth, where), weights, k)
+        return sr.fuse(sem, self._keyword(query, depth, where), weights, k)
 
     def _semantic(self, query: str | np.ndarray, k: int, where: Where | None) -> list[Hit]:
-        qvec = query_vector(self, query)
+        qvec = pr.query_vector(self, query)
         with self._lock:
             table = self._table()
             allowed = self._filters.allowed(self.conn, table, where)
             ann = self._ann() if len(table) > self.ann_options.threshold else None
-        rows, scores = vector_top(table, ann, qvec, k, allowed, self.ann_options)
+        rows, scores = sr.vector_top(table, ann, qvec, k, allowed, self.ann_options)
         with self._lock:
-            return make_hits(self.conn, table.rids[rows].tolist(), scores.tolist())
+            return sr.make_hits(self.conn, table.rids[rows].tolist(), scores.tolist())
 
     def _keyword(self, query: str, k: int, where: Where | None) -> list[Hit]:
-        match = fts_query(query)
+        match = sr.fts_query(query)
         sql, params = compile_where(where)
         with self._lock:
             top = sq.keyword(self.conn, match, sql, params, k)
-            return make_hits(self.conn, [r for r, _ in top], [s for _, s in top])
+            return sr.make_hits(self.conn, [r for r, _ in top], [s for _, s in top])
 
     # ---- internals ----------------------------------------------------------------------
     def _table(self) -> VectorTable:
@@ -492,36 +471,6 @@ class Collection:
                 metric = "ip"
                 ann = _ANN[key] = AnnIndex(self.path, self.dim or 0, metric, self.ann_options)
             return ann
-
-    def _check_batch(
-        self,
-        texts: Sequence[str] | None,
-        ids: Sequence[str] | None,
-        metadatas: Sequence[dict[str, Any] | None] | None,
-        vectors: np.ndarray | None,
-        need_ids: bool,
-    ) -> tuple[list[str], list[str], list[dict[str, Any] | None]]:
-        return check_batch(self.name, texts, ids, metadatas, vectors, need_ids)
-
-    def _prepare(self, texts: list[str], vectors: np.ndarray | None) -> list[Prepared]:
-        return prepare(self, texts, vectors)
-
-
-def _rows(vectors: np.ndarray | None, rows: list[int]) -> np.ndarray | None:
-    return None if vectors is None else np.asarray(vectors)[rows]
-
-
-def _show(ids: list[str]) -> str:
-    more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
-    return ", ".join(repr(i) for i in ids[:5]) + more
-
-
-def _conflict_message(name: str, ids: list[str]) -> str:
-    return f"ids already in collection {name!r}: {_show(ids)}; use upsert to replace them"
-
-
-def _missing_message(name: str, ids: list[str]) -> str:
-    return f"not in collection {name!r}: {_show(ids)}"
 
 
 def list_collections(data_dir: str | Path | None = None) -> list[dict[str, Any]]:

@@ -227,6 +227,23 @@ def query_vector(col: Collection, query: str | np.ndarray) -> np.ndarray:
     return vec
 
 
+def pick_rows(vectors: np.ndarray | None, rows: list[int]) -> np.ndarray | None:
+    return None if vectors is None else np.asarray(vectors)[rows]
+
+
+def _show(ids: list[str]) -> str:
+    more = f" and {len(ids) - 5} more" if len(ids) > 5 else ""
+    return ", ".join(repr(i) for i in ids[:5]) + more
+
+
+def conflict_message(name: str, ids: list[str]) -> str:
+    return f"ids already in collection {name!r}: {_show(ids)}; use upsert to replace them"
+
+
+def missing_message(name: str, ids: list[str]) -> str:
+    return f"not in collection {name!r}: {_show(ids)}"
+
+
 def canonical_model(model: str) -> str:
     spec = catalog.find(str(model))
     return spec.name if spec else str(model)

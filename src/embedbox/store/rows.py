@@ -35,6 +35,29 @@ def existing(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, s
     return out
 
 
+def by_ids(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[str, str]]:
+    """id -> (text, metadata JSON) of the ids that are stored."""
+    rows: dict[str, tuple[str, str]] = {}
+    for part in batches(ids):
+        marks = ",".join("?" * len(part))
+        for doc_id, text, meta in conn.execute(
+            f"SELECT id, text, metadata FROM documents WHERE id IN ({marks})", part
+        ):
+            rows[doc_id] = (text, meta)
+    return rows
+
+
+def page(
+    conn: sqlite3.Connection, sql: str, params: list[Any], after: int, size: int
+) -> list[tuple[int, str, str, str]]:
+    """The next `size` documents matching a compiled filter after row id `after`, in order."""
+    return conn.execute(
+        "SELECT d.rid, d.id, d.text, d.metadata FROM documents d "
+        f"WHERE d.rid > ? AND {sql} ORDER BY d.rid LIMIT ?",
+        [after, *params, size],
+    ).fetchall()
+
+
 def insert(
     conn: sqlite3.Connection,
     doc_id: str,
@@ -67,6 +90,11 @@ def delete_docs(conn: sqlite3.Connection, rids: list[int]) -> None:
         )
         conn.execute(f"DELETE FROM chunks WHERE doc IN ({marks})", part)
         conn.execute(f"DELETE FROM documents WHERE rid IN ({marks})", part)
+
+
+def filter_docs(conn: sqlite3.Connection, sql: str, params: list[Any]) -> set[int]:
+    """Row ids of the documents matching a compiled filter."""
+    return {r[0] for r in conn.execute(f"SELECT d.rid FROM documents d WHERE {sql}", params)}
 
 
 def filter_chunks(conn: sqlite3.Connection, sql: str, params: list[Any]) -> np.ndarray:

@@ -45,6 +45,16 @@ class Hit:
         return asdict(self)
 
 
+def check_search(query: object, k: object, mode: object) -> None:
+    """Validate `search` arguments: a positive int `k`, a known `mode`, text for keywords."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise InputError(f"k must be a positive integer, got {k!r}")
+    if mode not in ("semantic", "keyword", "hybrid"):
+        raise InputError(f"mode must be semantic, keyword or hybrid, not {mode!r}")
+    if mode != "semantic" and not isinstance(query, str):
+        raise InputError(f"{mode} search needs a text query, not a vector")
+
+
 def vector_top(
     table: VectorTable,
     ann: AnnIndex | None,
