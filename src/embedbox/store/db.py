@@ -20,6 +20,7 @@ from embedbox.errors import Conflict, InputError
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 60_000
 CACHE_KIB = 64 * 1024  # page cache per connection
+MMAP_BYTES = 1 << 30  # address space only; SQLite caps it at its compile-time maximum
 
 _V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,6 +64,7 @@ def connect(path: Path) -> sqlite3.Connection:
     # Search fetches k random rows per query: keep hot pages in memory, not one pread each
     # (the default 2 MB cache holds a few thousand rows). A cap, allocated as pages are read.
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")  # first reads of a page: no syscall
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
