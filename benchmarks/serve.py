@@ -7,6 +7,7 @@ Each server runs in its own process on 127.0.0.1; N client threads (httpx, keep-
 `--max-seconds` per run. Servers:
   batching  embedbox `create_app`, dynamic micro-batching on (the default)
   single    embedbox with batching off (one request per model call)
+  batching-wait=MS  the same with another max_wait_ms
   naive     FastAPI + sentence-transformers: a plain `def` endpoint calling `model.encode`
 All use all-MiniLM-L6-v2 in fp32 with the same torch threads (`--threads`, default 1: on a
 shared 2-core machine two spinning OpenMP threads per call were 6-14x slower than one), on the
@@ -17,6 +18,7 @@ p50 / p99 latency, server CPU time per request, and ratios against the naive ser
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing as mp
 import os
 import socket
@@ -80,9 +82,12 @@ def serve(kind: str, port: int, ready: Any, threads: int) -> None:
     else:
         from embedbox.server import ServerSettings, create_app
 
+        base, _, wait = kind.partition("-wait=")  # e.g. batching-wait=0 (ms)
         settings = ServerSettings(
-            port=port, compute="fp32", threads=threads, batching=kind == "batching"
+            port=port, compute="fp32", threads=threads, batching=base == "batching"
         )
+        if wait:
+            settings = dataclasses.replace(settings, max_wait_ms=float(wait))
         app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
     server = uvicorn.Server(config)
