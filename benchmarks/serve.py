@@ -9,9 +9,9 @@ Each server runs in its own process on 127.0.0.1; N client threads (httpx, keep-
   single    embedbox with batching off (one request per model call)
   batching-wait=MS  the same with another max_wait_ms
   naive     FastAPI + sentence-transformers: a plain `def` endpoint calling `model.encode`
-All use all-MiniLM-L6-v2 in fp32 with the same torch threads (`--threads`, default 1: on a
-shared 2-core machine two spinning OpenMP threads per call were 6-14x slower than one), on the
-same machine, in the same run. Reported: requests/s,
+All use all-MiniLM-L6-v2 in fp32 with the same torch threads (`--threads`, default: one per
+core, torch's own default; on a machine shared with other heavy work, `--threads 1` is steadier
+because spinning OpenMP threads then wait for each other), on the same machine, in the same run. Reported: requests/s,
 p50 / p99 latency, server CPU time per request, and ratios against the naive server.
 """
 
@@ -178,7 +178,9 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=20.0, help="per run")
     parser.add_argument("--servers", default="naive,single,batching")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per server")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch threads per server"
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.clients.split(",")]
     kinds = args.servers.split(",")
