@@ -169,7 +169,9 @@ def test_output_precisions_keep_ranking(embedder: Embedder) -> None:
     abin = embedder.embed([p.a for p in pairs], precision="binary")
     bbin = embedder.embed([p.b for p in pairs], precision="binary")
     assert abin.shape == (300, 48) and abin.dtype == np.int8
-    ham = np.array([hamming_similarity(x[None], y[None])[0, 0] for x, y in zip(abin, bbin, strict=True)])
+    ham = np.array(
+        [hamming_similarity(x[None], y[None])[0, 0] for x, y in zip(abin, bbin, strict=True)]
+    )
     assert spearmanr(ham, gold).statistic > base - 0.08
 
 
