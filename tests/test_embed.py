@@ -83,6 +83,8 @@ def test_sts_b_spearman(fixture: str, request: pytest.FixtureRequest) -> None:
 def test_empty_list_gives_zero_rows(embedder: Embedder) -> None:
     assert embedder.embed([]).shape == (0, 384)
     assert embedder.embed([], dimensions=64).shape == (0, 64)
+    assert embedder.embed([], dimensions=64, precision="int8").shape == (0, 64)
+    assert embedder.embed([], precision="binary").shape == (0, 48)
 
 
 @pytest.mark.parametrize(
@@ -140,6 +142,15 @@ def test_chunking_represents_the_whole_document(embedder: Embedder) -> None:
     tail_vec = embedder.embed([tail])[0]
     assert float(chunked @ tail_vec) > float(truncated @ tail_vec) + 0.05
     assert abs(float(np.linalg.norm(chunked)) - 1) < 1e-5
+
+
+def test_int8_with_matryoshka_uses_its_own_calibration(embedder: Embedder) -> None:
+    texts = [p.a for p in sts_b("test")[:50]]
+    q = embedder.embed(texts, dimensions=128, precision="int8")
+    assert q.shape == (50, 128) and q.dtype == np.int8
+    back = dequantize(q, "int8", embedder._calibration("int8", 128))
+    ref = embedder.embed(texts, dimensions=128)
+    assert cosines(back, ref).min() > 0.99
 
 
 def test_matryoshka_dimensions(embedder: Embedder) -> None:

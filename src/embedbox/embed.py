@@ -103,7 +103,8 @@ class Embedder:
         self.encoder = TextEncoder(info, device, dtype)
         self.info = info
         self._lock = threading.Lock()  # one forward pass at a time: torch already uses all cores
-        self._int8: Int8Calibration | None = None
+        self._int8: dict[int, Int8Calibration] = {}
+        self._calibration_vectors: np.ndarray | None = None
 
     # ---- properties ------------------------------------------------------------------
     @property
@@ -219,9 +220,8 @@ class Embedder:
         task = self._choose_task(task, input_type)
         prefix = self._choose_prompt(prompt, prompt_name, input_type)
         if not texts:
-            width = dimensions or self.dim
-            empty = quantize(np.zeros((0, width), np.float32), "float32")
-            return EmbedResult(quantize(empty, precision, self._calibration(precision)))
+            empty = np.zeros((0, dimensions or self.dim), np.float32)
+            return EmbedResult(quantize(empty, precision, self._calibration(precision, dimensions)))
         with self._lock:
             self.encoder.set_task(task)
             result = self._encode(texts, prefix, truncate, long_text, progress)
@@ -277,18 +277,21 @@ class Embedder:
         return ""
 
     def _calibration(self, precision: str, dimensions: int | None = None) -> Int8Calibration | None:
-        """Per-model int8 ranges, fitted once on a shipped calibration corpus."""
+        """Per-model int8 ranges, fitted on a shipped calibration corpus embedded once; truncated
+        (Matryoshka) vectors are re-normalised, so each width gets its own fit."""
         if precision not in ("int8", "uint8"):
             return None
-        if self._int8 is None:
-            from embedbox.datasets import calibration_texts
+        width = dimensions or self.dim
+        if width not in self._int8:
+            if self._calibration_vectors is None:
+                from embedbox.datasets import calibration_texts
 
-            self._int8 = Int8Calibration.fit(self.embed(calibration_texts()))
-        if dimensions is None or dimensions == self.dim:
-            return self._int8
-        # Truncated vectors are re-normalised, so their range is refitted on truncated vectors.
-        sample = self.embed(calibration_texts(), dimensions=dimensions)
-        return Int8Calibration.fit(sample)
+                self._calibration_vectors = self.embed(calibration_texts())
+            sample = self._calibration_vectors[:, :width]
+            if self.info.normalize:
+                sample = sample / np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)
+            self._int8[width] = Int8Calibration.fit(sample)
+        return self._int8[width]
 
     def _prepare(
         self, texts: list[str], prefix: str, truncate: bool | Literal["error"], long_text: str
