@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 from embedbox import hardware, models
 from embedbox.catalog import DEFAULT_TEXT_MODEL, ModelSpec
 from embedbox.errors import InputError, TruncationError
-from embedbox.models.text import TextEncoder, TextModelInfo, read_model_info
+from embedbox.models.text import TextEncoder, read_model_info
 from embedbox.quantize import Int8Calibration, Precision, check_precision, quantize
 from embedbox.similarity import Metric, similarity_matrix
 
@@ -80,17 +80,17 @@ class Embedder:
     ) -> None:
         opts = options or EmbedderOptions()
         if overrides:
-            opts = EmbedderOptions(**{**opts.__dict__, **overrides})
+            opts = replace(opts, **overrides)
         self.options = opts
         path, spec = models.resolve(model)
         self.spec: ModelSpec | None = spec
         info = read_model_info(path)
         if spec is not None and not info.prompts and spec.prompts:
-            info = TextModelInfo(**{**info.__dict__, "prompts": dict(spec.prompts)})
+            info = replace(info, prompts=dict(spec.prompts))
         if opts.max_tokens is not None:
             if opts.max_tokens < 8 or opts.max_tokens > info.max_tokens:
                 raise InputError(f"max_tokens must be between 8 and {info.max_tokens}")
-            info = TextModelInfo(**{**info.__dict__, "max_tokens": opts.max_tokens})
+            info = replace(info, max_tokens=opts.max_tokens)
         if opts.threads is not None:
             if opts.threads < 1:
                 raise InputError("threads must be at least 1")
@@ -337,20 +337,20 @@ class Embedder:
             enc.wrap(head + content[s : s + size]) for s in starts if s < len(content) or s == 0
         ]
 
-    def _batches(self, items: list[_Item]) -> list[list[_Item]]:
-        """Length-sorted batches under a token budget (padding waste stays small)."""
-        order = sorted(items, key=lambda it: len(it.ids), reverse=True)
-        batches: list[list[_Item]] = []
-        current: list[_Item] = []
-        for item in order:
-            width = len(current[0].ids) if current else len(item.ids)
+    def _batches(self, items: list[_Item]) -> list[list[int]]:
+        """Positions in `items`, in length-sorted batches under a token budget (little padding)."""
+        order = sorted(range(len(items)), key=lambda n: len(items[n].ids), reverse=True)
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for n in order:
+            width = len(items[current[0] if current else n].ids)
             if current and (
                 (len(current) + 1) * width > self.options.batch_tokens
                 or len(current) >= self.options.max_batch_size
             ):
                 batches.append(current)
                 current = []
-            current.append(item)
+            current.append(n)
         if current:
             batches.append(current)
         return batches
@@ -375,15 +375,13 @@ class Embedder:
                 stacklevel=4,
             )
         pooled = np.zeros((len(items), self.dim), dtype=np.float32)
-        position = {id(item): n for n, item in enumerate(items)}
         done = 0
         for batch in self._batches(items):
-            vecs = self.encoder.embed_batch([it.ids for it in batch], batch[0].prompt_tokens)
-            for item, vec in zip(batch, vecs, strict=True):
-                pooled[position[id(item)]] = vec
+            prompt_tokens = items[batch[0]].prompt_tokens
+            pooled[batch] = self.encoder.embed_batch([items[n].ids for n in batch], prompt_tokens)
             done += len(batch)
             if progress is not None:
-                progress(min(done, len(items)), len(items))
+                progress(done, len(items))
         result.vectors = _merge_chunks(pooled, items, len(texts), self.info.normalize)
         return result
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from embedbox.cli.common import (
     ComputeOpt,
+    DataDirOpt,
     JsonOpt,
     ModelOpt,
     app,
@@ -18,7 +19,7 @@ from embedbox.cli.common import (
     print_json,
     progress_bar,
 )
-from embedbox.cli.tasks_cmd import DataDirOpt, TextFieldOpt, load_input
+from embedbox.cli.tasks_cmd import TextFieldOpt, load_input
 from embedbox.errors import InputError
 
 classify_app = typer.Typer(

@@ -10,7 +10,17 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from embedbox.cli.common import JsonOpt, app, console, err_console, print_json, progress_bar
+from embedbox.cli.common import (
+    DataDirOpt,
+    JsonOpt,
+    WhereOpt,
+    app,
+    console,
+    err_console,
+    parse_where,
+    print_json,
+    progress_bar,
+)
 from embedbox.errors import InputError
 
 collection_app = typer.Typer(
@@ -18,33 +28,11 @@ collection_app = typer.Typer(
 )
 app.add_typer(collection_app, name="collection")
 
-DataDirOpt = typer.Option(
-    None,
-    "--data-dir",
-    envvar="EMBEDBOX_DATA_DIR",
-    help="Where collections live (default: $XDG_DATA_HOME/embedbox or the user data dir).",
-)
-WhereOpt = typer.Option(
-    None, "--where", help='Metadata filter as JSON, e.g. \'{"year": {"$gte": 2000}}\'.'
-)
-
 
 def _open(name: str, data_dir: Path | None, **kwargs: Any) -> Any:
     from embedbox.collection import Collection
 
     return Collection.open(name, data_dir=data_dir, **kwargs)
-
-
-def _where(where: str | None) -> dict[str, Any] | None:
-    if where is None:
-        return None
-    try:
-        value = json.loads(where)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--where is not valid JSON ({exc.msg}): {where}") from exc
-    if not isinstance(value, dict):
-        raise InputError('--where must be a JSON object, e.g. \'{"source": "a.txt"}\'')
-    return value
 
 
 @collection_app.command("create")
@@ -242,7 +230,7 @@ def search(
 ) -> None:
     """Search a collection by meaning, keywords or both."""
     with _open(collection, data_dir) as col:
-        hits = col.search(query, k=k, where=_where(where), mode=mode)  # type: ignore[arg-type]
+        hits = col.search(query, k=k, where=parse_where(where), mode=mode)  # type: ignore[arg-type]
     if as_json:
         print_json([h.to_dict() for h in hits])
         return
@@ -292,7 +280,7 @@ def delete(
     if not ids and where is None:
         raise InputError("give ids to delete or --where (--where '{}' deletes everything)")
     with _open(collection, data_dir) as col:
-        n = col.delete(ids=ids or None, where=_where(where))
+        n = col.delete(ids=ids or None, where=parse_where(where))
         left = col.count()
     if as_json:
         print_json({"deleted": n, "count": left})

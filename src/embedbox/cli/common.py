@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from embedbox.errors import InputError
+
 app = typer.Typer(
     name="embedbox",
     help="Local-first embeddings: embed, compare, store and search text, words and images.",
@@ -27,6 +29,28 @@ ComputeOpt = typer.Option(
     "auto", "--compute", help="auto | fp32 | bf16 | fp16 (auto: bf16 on CPUs with native bf16)."
 )
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
+DataDirOpt = typer.Option(
+    None,
+    "--data-dir",
+    envvar="EMBEDBOX_DATA_DIR",
+    help="Where collections live (default: $XDG_DATA_HOME/embedbox or the user data dir).",
+)
+WhereOpt = typer.Option(
+    None, "--where", help='Metadata filter as JSON, e.g. \'{"year": {"$gte": 2000}}\'.'
+)
+
+
+def parse_where(where: str | None) -> dict[str, Any] | None:
+    """The `--where` JSON filter as a dict (None when not given)."""
+    if where is None:
+        return None
+    try:
+        value = json.loads(where)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--where is not valid JSON ({exc.msg}): {where}") from exc
+    if not isinstance(value, dict):
+        raise InputError('--where must be a JSON object, e.g. \'{"source": "a.txt"}\'')
+    return value
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -9,7 +9,15 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from embedbox.cli.common import JsonOpt, app, console, err_console, print_json, progress_bar
+from embedbox.cli.common import (
+    DataDirOpt,
+    JsonOpt,
+    app,
+    console,
+    err_console,
+    print_json,
+    progress_bar,
+)
 from embedbox.errors import InputError
 
 images_app = typer.Typer(
@@ -116,7 +124,7 @@ def similar(
     ),
     folder: Path | None = typer.Option(None, "--in", help="Search the images in this folder."),
     collection: str | None = typer.Option(None, "--collection", "-c", help="Image collection."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where collections live."),
+    data_dir: Path | None = DataDirOpt,
     text: bool = typer.Option(False, "--text", help="QUERY is a text (CLIP/SigLIP models)."),
     k: int = typer.Option(5, "--k", "-k", help="How many results."),
     model: str = ImageModelOpt,

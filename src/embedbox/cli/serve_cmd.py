@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from embedbox.cli.common import ComputeOpt, app, err_console
+from embedbox.cli.common import ComputeOpt, DataDirOpt, app, err_console
 from embedbox.errors import InputError
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def serve(
     truncate: bool = typer.Option(
         True, "--truncate/--no-truncate", help="Over-long texts: truncate (reported) or 400."
     ),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where collections live."),
+    data_dir: Path | None = DataDirOpt,
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve embeddings over HTTP: OpenAI-compatible /v1/embeddings plus the native API."""

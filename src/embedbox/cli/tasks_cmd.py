@@ -17,22 +17,21 @@ from rich.table import Table
 
 from embedbox.cli.common import (
     ComputeOpt,
+    DataDirOpt,
     JsonOpt,
     ModelOpt,
+    WhereOpt,
     app,
     console,
     get_embedder,
+    parse_where,
     print_json,
     progress_bar,
 )
 from embedbox.errors import InputError, NotFound
 
-DataDirOpt = typer.Option(None, "--data-dir", help="Where collections live.")
 TextFieldOpt = typer.Option("text", "--text-field", help="Record field holding the text.")
 IdFieldOpt = typer.Option("id", "--id-field", help="Record field holding the id (else row number).")
-WhereOpt = typer.Option(
-    None, "--where", help='Metadata filter as JSON, e.g. \'{"genre": "drama"}\'.'
-)
 
 
 @dataclass
@@ -103,18 +102,6 @@ def load_collection(name: str, data_dir: Path | None, where: str | None = None) 
     items = {it.id: it for it in col.items(where=filt)}
     records = [{"id": i, "text": items[i].text, **items[i].metadata} for i in ids]
     return Loaded(ids, [items[i].text for i in ids], records, vectors, col, {"where": filt})
-
-
-def parse_where(where: str | None) -> dict[str, Any] | None:
-    if not where:
-        return None
-    try:
-        value = json.loads(where)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--where is not valid JSON ({exc.msg}): {where}") from exc
-    if not isinstance(value, dict):
-        raise InputError('--where must be a JSON object, e.g. \'{"genre": "drama"}\'')
-    return value
 
 
 def _short(text: str, n: int = 70) -> str:
