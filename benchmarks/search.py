@@ -7,7 +7,7 @@
 Prints build time, memory, p50/p95 single-query latency and recall@10 (against exact numpy) per
 engine and search effort (HNSW `ef`), and each row's p50 as a ratio of FAISS HNSW's p50 at the
 same recall (interpolated between FAISS's measured efforts; `<`/`>` when outside their range).
-"usearch raw" is embedbox's own index searched directly: the floor under `search()`. All
+"index raw" is embedbox's own HNSW index searched directly: the floor under `search()`. All
 engines answer one query at a time on one thread; FAISS and embedbox runs alternate, twice.
 """
 
@@ -99,7 +99,7 @@ def run(name: str, data: np.ndarray, queries: np.ndarray, k: int) -> list[dict[s
 
     import faiss
 
-    faiss.omp_set_num_threads(os.cpu_count() or 1)  # build on all cores, like usearch
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # build on all cores, like embedbox
     before = rss_mb()
     t = time.perf_counter()
     fidx = faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT)
@@ -145,9 +145,9 @@ def run(name: str, data: np.ndarray, queries: np.ndarray, k: int) -> list[dict[s
         print(
             f"embedbox: stored {n} vectors in SQLite in {store_s:.1f}s; first search "
             f"(matrix load + HNSW build) {build:.1f}s; index file "
-            f"{(Path(tmp) / 'bench' / 'index.usearch').stat().st_size / 2**20:.0f} MB"
+            f"{(Path(tmp) / 'bench' / 'index.faiss').stat().st_size / 2**20:.0f} MB"
         )
-        by_key = {  # usearch keys are chunk row ids: map them back to vector numbers
+        by_key = {  # index keys are chunk row ids: map them back to vector numbers
             rid: int(doc_id)
             for rid, doc_id in col.conn.execute(
                 "SELECT c.rid, d.id FROM chunks c JOIN documents d ON d.rid = c.doc"
@@ -157,14 +157,14 @@ def run(name: str, data: np.ndarray, queries: np.ndarray, k: int) -> list[dict[s
         def embedbox_rows() -> list[dict[str, Any]]:
             out = []
             for ef in EFS:
-                ann.index.expansion_search = ef
+                ann.expansion = ef
                 row = {"effort": f"ef={ef}", "build_s": build, "mem_mb": mem}
                 got, p50, p95 = timed(lambda qv: [int(h.id) for h in col.search(qv, k=k)], queries)
                 out.append({"engine": "embedbox search()", **row, "p50": p50, "p95": p95})
                 out[-1]["recall"] = recall(got, truth)
-                got, p50, p95 = timed(lambda qv: ann.search(qv, k).tolist(), queries)
+                got, p50, p95 = timed(lambda qv: ann.search(qv, k)[0].tolist(), queries)
                 got = [[by_key[key] for key in g] for g in got]
-                out.append({"engine": "usearch raw", **row, "p50": p50, "p95": p95})
+                out.append({"engine": "index raw", **row, "p50": p50, "p95": p95})
                 out[-1]["recall"] = recall(got, truth)
             return out
 

@@ -95,6 +95,13 @@ def test_search_with_filter_and_modes(server: str, news: str) -> None:
     body = {"query": "interest rates", "k": 2, "mode": "hybrid"}
     hits = call(server, "POST", f"/collections/{news}/search", key=RO, json=body).json()["hits"]
     assert hits[0]["id"] == "f1"
+    body = {"query": "will it rain in Australia?", "k": 3, "include": ["metadata"]}
+    hits = call(server, "POST", f"/collections/{news}/search", key=RO, json=body).json()["hits"]
+    assert hits[0]["id"] == "w1" and hits[0]["text"] == ""
+    assert hits[0]["metadata"] == {"topic": "weather"}
+    body["include"] = ["vectors"]
+    r = call(server, "POST", f"/collections/{news}/search", key=RO, json=body)
+    assert r.status_code == 400 and "include" in r.text
 
 
 def test_items_get_upsert_delete_and_readonly_writes(server: str, news: str) -> None:

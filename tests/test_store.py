@@ -82,6 +82,20 @@ def test_hits_scores_are_exact_cosines(words: Collection, glove: np.ndarray) -> 
         assert hit.score == pytest.approx(float(_unit(glove[i]) @ _unit(q)), abs=1e-5)
 
 
+def test_include_picks_hit_fields(words: Collection, glove: np.ndarray) -> None:
+    q = glove[N + 11]
+    full = words.search(q, k=5, where={"parity": "odd"})
+    bare = words.search(q, k=5, where={"parity": "odd"}, include=())
+    assert [(h.id, h.score) for h in bare] == [(h.id, h.score) for h in full]
+    assert all(h.text == "" and h.metadata == {} for h in bare)
+    meta = words.search(q, k=5, where={"parity": "odd"}, include=["metadata"])
+    assert [h.metadata for h in meta] == [h.metadata for h in full]
+    assert full[0].metadata["parity"] == "odd"
+    for bad, message in [("text", "must be a list"), (["vector"], "unknown field 'vector'")]:
+        with pytest.raises(InputError, match=message):
+            words.search(q, k=5, include=bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "where, pick",
     [
@@ -146,18 +160,22 @@ def test_index_file_deleted_or_corrupt_is_rebuilt(tmp_path: Path, glove: np.ndar
     with Collection.open(tmp_path / "c", "glove-6b-50d", create=True, ann=opts) as col:
         col.add(None, ids=[f"w{i}" for i in range(3000)], vectors=glove[:3000])
         first = [h.id for h in col.search(glove[N], k=10)]
-    index = tmp_path / "c" / "index.usearch"
+    index = tmp_path / "c" / "index.faiss"
     assert index.exists()
     want = _exact(glove, glove[N], 10, np.arange(3000))
     assert len(set(first) & set(want)) >= 9
     from embedbox import collection as colmod
 
-    for damage in ("garbage", "truncate", "delete"):
+    for damage in ("garbage", "truncate", "flip", "delete"):
         colmod._ANN.clear()  # as a fresh process would
         if damage == "garbage":
             index.write_bytes(b"\x00not an index" * 100)
         elif damage == "truncate":
             index.write_bytes(index.read_bytes()[:1000])
+        elif damage == "flip":  # loads without error in FAISS: caught by the checksum
+            raw = bytearray(index.read_bytes())
+            raw[len(raw) // 2 : len(raw) // 2 + 64] = b"\xff" * 64
+            index.write_bytes(bytes(raw))
         else:
             index.unlink()
         with Collection.open(tmp_path / "c", ann=opts) as col:
@@ -172,10 +190,12 @@ def test_index_follows_deletes_and_upserts(tmp_path: Path, glove: np.ndarray) ->
     col.add(None, ids=[f"w{i}" for i in range(3000)], vectors=glove[:3000])
     top = col.search(glove[0], k=1)[0]
     assert top.id == "w0" and top.score == pytest.approx(1.0, abs=1e-5)
+    builds = col._ann().rebuilds
     assert col.delete(ids=["w0", "nope"]) == 1
     assert "w0" not in [h.id for h in col.search(glove[0], k=10)]
     col.upsert(None, ids=["w1"], vectors=glove[0:1])  # w1 now holds the vector of w0
     assert col.search(glove[0], k=1)[0].id == "w1"
+    assert col._ann().rebuilds == builds  # patched in place: deleted rows masked
     assert col.delete(where={}) == 2999
     assert col.search(glove[0], k=3) == []
 

@@ -415,25 +415,29 @@ class Collection:
         where: Where | None = None,
         mode: Mode = "semantic",
         weights: tuple[float, float] = (1.0, 1.0),
+        include: Sequence[str] = ("text", "metadata"),
     ) -> list[Hit]:
         """Top-`k` documents for a text or vector query, best first.
 
         `mode`: "semantic" (cosine/dot on vectors), "keyword" (SQLite FTS5 BM25) or "hybrid"
         (reciprocal rank fusion, k=60, with `weights` = (semantic, keyword)). `where` filters on
         metadata *before* ranking, so a selective filter still returns its best matches.
+        `include`: the hit fields to fill besides id, score and span (others are left empty);
+        `include=()` answers from memory alone, without reading the database.
         """
-        sr.check_search(query, k, mode)
+        fields = sr.check_search(query, k, mode, include)
         if mode == "semantic":
-            return self._semantic(query, k, where)
-        if mode == "keyword":
-            assert isinstance(query, str)
-            return self._keyword(query, k, where)
+            return self._semantic(query, k, where, fields)
         assert isinstance(query, str)
+        if mode == "keyword":
+            return sr.only(self._keyword(query, k, where), fields)
         depth = max(50, 2 * k)
-        sem = self._semantic(query, depth, where)
-        return sr.fuse(sem, self._keyword(query, depth, where), weights, k)
+        sem = self._semantic(query, depth, where, sr.FIELDS)
+        return sr.only(sr.fuse(sem, self._keyword(query, depth, where), weights, k), fields)
 
-    def _semantic(self, query: str | np.ndarray, k: int, where: Where | None) -> list[Hit]:
+    def _semantic(
+        self, query: str | np.ndarray, k: int, where: Where | None, fields: frozenset[str]
+    ) -> list[Hit]:
         qvec = pr.query_vector(self, query)
         with self._lock:
             table = self._table()
@@ -441,7 +445,7 @@ class Collection:
             ann = self._ann() if len(table) > self.ann_options.threshold else None
         rows, scores = sr.vector_top(table, ann, qvec, k, allowed, self.ann_options)
         with self._lock:
-            return sr.make_hits(self.conn, table.rids[rows].tolist(), scores.tolist())
+            return sr.vector_hits(self.conn, table, rows, scores, fields)
 
     def _keyword(self, query: str, k: int, where: Where | None) -> list[Hit]:
         match = sr.fts_query(query)
@@ -468,8 +472,7 @@ class Collection:
         with _ANN_LOCK:
             ann = _ANN.get(key)
             if ann is None or ann.options != self.ann_options:
-                metric = "ip"
-                ann = _ANN[key] = AnnIndex(self.path, self.dim or 0, metric, self.ann_options)
+                ann = _ANN[key] = AnnIndex(self.path, self.dim or 0, self.ann_options)
             return ann
 
 

@@ -1,7 +1,7 @@
 """Paraphrase mining and near-duplicate detection without an n x n matrix.
 
 Exact search walks the similarity matrix block by block (`chunk` x `chunk` floats at a time);
-for large n the usearch HNSW index finds each item's nearest neighbours instead. Pairs are
+for large n a FAISS HNSW index finds each item's nearest neighbours instead. Pairs are
 then grouped (union-find) so each duplicate group keeps one item.
 """
 
@@ -105,25 +105,24 @@ def _exact(
 def _ann(
     x: np.ndarray, opts: MiningOptions, progress: Progress | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from usearch.index import Index
+    import faiss
 
     n = len(x)
     k = min(n, (opts.top_k or opts.ann_neighbours) + 1)
-    index = Index(ndim=x.shape[1], metric="cos", dtype="f32")
-    keys = np.arange(n, dtype=np.uint64)
+    index = faiss.IndexHNSWFlat(x.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 128
+    index.hnsw.efSearch = max(64, k)
+    x = np.ascontiguousarray(x, np.float32)
     for start in range(0, n, 8192):
-        index.add(keys[start : start + 8192], x[start : start + 8192])
+        index.add(x[start : start + 8192])
         if progress is not None:
             progress(min(start + 8192, n) // 2, n)
     parts_a, parts_b, parts_s = [], [], []
     for start in range(0, n, 8192):
         block = x[start : start + 8192]
-        found = index.search(block, k)
-        nbr = np.asarray(found.keys, dtype=np.int64).reshape(len(block), -1)
-        # usearch's cosine distance is 1 - similarity; recompute exactly for the reported score.
+        sims, nbr = index.search(block, k)  # inner products of unit vectors: cosines
         valid = nbr >= 0
         safe = np.where(valid, nbr, 0)
-        sims = np.einsum("id,ikd->ik", block, x[safe])
         rows = np.arange(start, start + len(block))[:, None].repeat(nbr.shape[1], axis=1)
         keep = valid & (safe != rows) & (sims >= opts.threshold)
         lo, hi = np.minimum(rows, safe)[keep], np.maximum(rows, safe)[keep]

@@ -73,7 +73,7 @@ def create_app(
 
 
 def _include_collections(app: FastAPI, settings: ServerSettings) -> Any:
-    """Collection routes need the store extra (usearch); without it they are left out."""
+    """Collection routes need the store extra (faiss-cpu); without it they are left out."""
     try:
         module = importlib.import_module("embedbox.server.collections")
     except ImportError as exc:

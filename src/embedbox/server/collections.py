@@ -237,7 +237,9 @@ async def search(name: Name, body: SearchRequest, request: Request) -> SearchRes
     _k(request, body.k)
     _where(request, body.where)
     col = await _collection(request, name)
-    hits = await _call(col.search, body.query, k=body.k, where=body.where, mode=body.mode)
+    hits = await _call(
+        col.search, body.query, k=body.k, where=body.where, mode=body.mode, include=body.include
+    )
     return SearchResponse.model_validate({"hits": [h.to_dict() for h in hits]})
 
 

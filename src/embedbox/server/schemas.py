@@ -194,6 +194,9 @@ class SearchRequest(BaseModel):
     k: int = Field(10, ge=1)
     where: Metadata | None = Field(None, description="Metadata filter, applied before ranking.")
     mode: Literal["semantic", "keyword", "hybrid"] = "semantic"
+    include: list[Literal["text", "metadata"]] = Field(
+        ["text", "metadata"], description="Hit fields to fill; the others come back empty."
+    )
 
 
 class RecommendRequest(BaseModel):

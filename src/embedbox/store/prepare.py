@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import uuid
 import warnings
@@ -214,17 +215,18 @@ def query_vector(col: Collection, query: str | np.ndarray) -> np.ndarray:
             cache.pop(next(iter(cache)))
         cache[query] = vec
         return vec
-    else:
-        vec = np.asarray(query, dtype=np.float32).reshape(-1)
-        if col.dim is not None and vec.shape[0] != col.dim:
-            raise InputError(
-                f"query vector has {vec.shape[0]} dimensions; collection {col.name!r} has {col.dim}"
-            )
+    vec = np.asarray(query, dtype=np.float32).reshape(-1)
+    dim = col.dim
+    if dim is not None and vec.shape[0] != dim:
+        raise InputError(
+            f"query vector has {vec.shape[0]} dimensions; collection {col.name!r} has {dim}"
+        )
+    norm = math.sqrt(float(vec @ vec))  # NaN or inf for any non-finite value
+    if not math.isfinite(norm):
         if not np.isfinite(vec).all():
             raise InputError("query vector contains NaN or infinite values")
-    if col.normalize:
-        vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
-    return vec
+        norm = float(np.linalg.norm(vec.astype(np.float64)))  # float32 overflowed
+    return vec / max(norm, 1e-12) if col.normalize else vec
 
 
 def pick_rows(vectors: np.ndarray | None, rows: list[int]) -> np.ndarray | None:

@@ -143,3 +143,16 @@ def hit_rows(conn: sqlite3.Connection, rids: list[int]) -> dict[int, HitRow]:
 
 
 _HIT_SQL: dict[int, str] = {}
+
+
+def doc_fields(
+    conn: sqlite3.Connection, doc_rids: list[int], text: bool, metadata: bool
+) -> dict[int, tuple[str, str]]:
+    """document row id -> (text, metadata JSON); a field not asked for is "" / "{}"."""
+    cols = ("text" if text else "''") + ", " + ("metadata" if metadata else "'{}'")
+    found: dict[int, tuple[str, str]] = {}
+    for part in batches(doc_rids):
+        marks = ",".join("?" * len(part))
+        sql = f"SELECT rid, {cols} FROM documents WHERE rid IN ({marks})"
+        found.update((rid, (t, m)) for rid, t, m in conn.execute(sql, part))
+    return found

@@ -1,4 +1,4 @@
-"""Search primitives: vector top-k (exact or HNSW + exact re-score), filters as row positions,
+"""Search primitives: vector top-k (exact or HNSW), filters as row positions,
 FTS5 queries, RRF fusion, and turning ranked chunk rows into `Hit`s.
 
 The semantic path is latency-critical (one query is ~0.1 ms of HNSW work): everything per call
@@ -11,7 +11,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~1 us a hit
 class Hit:
     """One search result. `id` is the document id. For a document split into chunks
     `parent_id` is that id too, `chunk` the window number and `span` its (start, end) in the
@@ -45,14 +45,24 @@ class Hit:
         return asdict(self)
 
 
-def check_search(query: object, k: object, mode: object) -> None:
-    """Validate `search` arguments: a positive int `k`, a known `mode`, text for keywords."""
+FIELDS = frozenset({"text", "metadata"})
+
+
+def check_search(query: object, k: object, mode: object, include: object) -> frozenset[str]:
+    """Validate `search` arguments: a positive int `k`, a known `mode`, text for keywords and
+    `include` naming hit fields -> those fields."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}")
     if mode not in ("semantic", "keyword", "hybrid"):
         raise InputError(f"mode must be semantic, keyword or hybrid, not {mode!r}")
     if mode != "semantic" and not isinstance(query, str):
         raise InputError(f"{mode} search needs a text query, not a vector")
+    if isinstance(include, str) or not isinstance(include, (list, tuple, set, frozenset)):
+        raise InputError(f"include must be a list of fields (text, metadata), got {include!r}")
+    unknown = set(include) - FIELDS
+    if unknown:
+        raise InputError(f"include: unknown field {sorted(unknown)[0]!r}; use text, metadata")
+    return FIELDS if include == ("text", "metadata") else frozenset(include)
 
 
 def vector_top(
@@ -66,11 +76,9 @@ def vector_top(
     """Top-`k` documents by their best chunk -> (matrix row positions, exact scores).
 
     `allowed`: sorted row positions permitted by a filter (None: all rows). Small collections and
-    selective filters are searched exactly; otherwise HNSW candidates are re-scored exactly and,
-    if too few documents survive the filter, the search falls back to exact. Without a filter on
-    a collection of one chunk per document, HNSW is asked for no more candidates than its
-    beam (`expansion_search`, which alone sets the effort) holds; chunks or a filter ask for
-    `oversample` times `k` and more, widening the beam if needed.
+    selective filters are searched exactly; otherwise HNSW searches only the allowed rows
+    (its scores are exact) and, if too few documents come back, the search falls back to exact.
+    Documents split into chunks ask HNSW for `oversample` chunks per wanted document.
     """
     n = len(table)
     n_allowed = n if allowed is None else len(allowed)
@@ -79,26 +87,19 @@ def vector_top(
     exact = ann is None or n_allowed <= options.threshold or n_allowed < n * 0.05
     if not exact and ann is not None:
         ann.sync(table)
-        plain = allowed is None and table.one_chunk_per_doc
-        want = int(np.ceil(k * options.oversample * n / n_allowed)) + k
-        if plain:  # take what the beam holds anyway; never widen it (that costs time)
-            want = min(want, max(k, ann.expansion))
-        keys = ann.search(query, min(n, want))
+        per_doc = 1 if table.one_chunk_per_doc else options.oversample
+        keys, scores = ann.search(
+            query, min(n_allowed, k * per_doc), None if allowed is None else table.rids[allowed]
+        )
         rows = table.positions(keys)
-        inside = rows < n
-        rows, keys = rows[inside], keys[inside]
-        rows = rows[table.rids[rows] == keys]  # keys of rows the table no longer holds
-        if allowed is not None:
-            rows = rows[np.isin(rows, allowed)]
-        scores = table.matrix[rows] @ query
-        if plain:
-            order = np.argsort(-scores, kind="stable")[:k]
-            if len(order) >= min(k, n):
-                return rows[order], scores[order]
+        held = (rows < n) & (table.rids[np.minimum(rows, n - 1)] == keys)  # a racing refresh
+        rows, scores = rows[held], scores[held]
+        if table.one_chunk_per_doc:
+            pos, best = np.arange(min(k, len(rows))), scores[:k]
         else:
             pos, best = top_docs(scores, table.docs[rows], k)
-            if len(pos) >= min(k, n_allowed):
-                return rows[pos], best
+        if len(pos) >= min(k, n_allowed):
+            return rows[pos], best
     if allowed is None:
         return top_docs(table.matrix @ query, table.docs, k)
     pos, best = top_docs(table.matrix[allowed] @ query, table.docs[allowed], k)
@@ -129,6 +130,37 @@ class FilterCache:
         return pos
 
 
+def vector_hits(
+    conn: sqlite3.Connection,
+    table: VectorTable,
+    rows: np.ndarray,
+    scores: np.ndarray,
+    include: frozenset[str],
+) -> list[Hit]:
+    """Hits for ranked matrix rows. Ids and chunk spans come from the table; text and metadata,
+    when included, from one SQL query (documents deleted since the table was read are left
+    out). Fields not included are empty."""
+    docs = table.docs[rows].tolist()
+    found: dict[int, tuple[str, str]] = {}
+    if include:
+        found = sq.doc_fields(conn, docs, "text" in include, "metadata" in include)
+    hits = []
+    for row, doc, score, (idx, start, end, n_chunks) in zip(
+        rows.tolist(), docs, scores.tolist(), table.chunks[rows].tolist(), strict=True
+    ):
+        fields = found.get(doc) if include else ("", "{}")
+        if fields is None:
+            continue
+        text, meta = fields
+        metadata = {} if meta == "{}" else json.loads(meta)
+        doc_id = table.ids[row]
+        if n_chunks > 1:
+            hits.append(Hit(doc_id, score, text[start:end], metadata, doc_id, (start, end), idx))
+        else:
+            hits.append(Hit(doc_id, score, text, metadata, None, (start, end), idx))
+    return hits
+
+
 def make_hits(conn: sqlite3.Connection, rids: list[int], scores: list[float]) -> list[Hit]:
     """Hits for ranked chunk row ids (one SQL query); rows deleted meanwhile are left out."""
     found = sq.hit_rows(conn, rids)
@@ -144,6 +176,16 @@ def make_hits(conn: sqlite3.Connection, rids: list[int], scores: list[float]) ->
         else:
             hits.append(Hit(doc_id, score, text, metadata, None, (start, end), idx))
     return hits
+
+
+def only(hits: list[Hit], include: frozenset[str]) -> list[Hit]:
+    """The hits with the fields not in `include` emptied."""
+    if include == FIELDS:
+        return hits
+    text, meta = "text" in include, "metadata" in include
+    return [
+        replace(h, text=h.text if text else "", metadata=h.metadata if meta else {}) for h in hits
+    ]
 
 
 def fuse(sem: list[Hit], kw: list[Hit], weights: Sequence[float], k: int) -> list[Hit]:

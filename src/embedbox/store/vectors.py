@@ -31,7 +31,8 @@ def decode_vectors(blobs: list[bytes], dim: int, precision: str) -> np.ndarray:
 
 @dataclass
 class VectorTable:
-    """Chunk row ids (sorted), their document row ids, and the (n, dim) float32 matrix."""
+    """Chunk row ids (sorted), their document row ids, the (n, dim) float32 matrix, and per row
+    the chunk's number and character span and the document's id."""
 
     dim: int
     precision: str
@@ -40,6 +41,9 @@ class VectorTable:
     rids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     docs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    # per row: chunk number, start, end, and the number of chunks of its document
+    chunks: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
+    ids: list[str] = field(default_factory=list)  # document id of each row: hits need no SQL
     one_chunk_per_doc: bool = True  # no document split into chunks: rows are documents
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -59,19 +63,28 @@ class VectorTable:
                 append = del_gen == self.delete_generation and self.generation >= 0
                 after = int(self.rids[-1]) if append and len(self.rids) else 0
                 rows = conn.execute(
-                    "SELECT rid, doc, vector FROM chunks WHERE rid > ? ORDER BY rid", (after,)
+                    "SELECT c.rid, c.doc, c.idx, c.start, c.end, d.n_chunks, d.id, c.vector FROM chunks c "
+                    "JOIN documents d ON d.rid = c.doc WHERE c.rid > ? ORDER BY c.rid",
+                    (after,),
                 ).fetchall()
             finally:
                 conn.execute("COMMIT")
-            rids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-            docs = np.fromiter((r[1] for r in rows), np.int64, len(rows))
-            mat = decode_vectors([r[2] for r in rows], self.dim, self.precision)
+            cols = np.array([r[:6] for r in rows], np.int64).reshape(-1, 6)
+            ids = [r[6] for r in rows]
+            mat = decode_vectors([r[7] for r in rows], self.dim, self.precision)
             if append and len(self.rids):
-                self.rids = np.concatenate([self.rids, rids])
-                self.docs = np.concatenate([self.docs, docs])
+                self.rids = np.concatenate([self.rids, cols[:, 0]])
+                self.docs = np.concatenate([self.docs, cols[:, 1]])
+                self.chunks = np.concatenate([self.chunks, cols[:, 2:]])
+                self.ids = self.ids + ids
                 self.matrix = np.concatenate([self.matrix, mat])
             else:
-                self.rids, self.docs, self.matrix = rids, docs, np.ascontiguousarray(mat)
+                self.rids, self.docs, self.chunks = (
+                    cols[:, 0].copy(),
+                    cols[:, 1].copy(),
+                    cols[:, 2:],
+                )
+                self.ids, self.matrix = ids, np.ascontiguousarray(mat)
             self.one_chunk_per_doc = _all_distinct(self.docs)
             self.generation, self.delete_generation = gen, del_gen
 
