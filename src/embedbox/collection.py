@@ -459,11 +459,11 @@ class Collection:
         """The shared vector table, brought up to date only when the database changed: `PRAGMA
         data_version` (commits by other connections) and `total_changes` (this one's) are far
         cheaper per search than reading the generation rows."""
-        table = shared_table(self._key, self.dim or 0, self.precision)
+        shared = shared_table(self._key, self.dim or 0, self.precision)
+        table = shared.table
         version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-        seen = (version, self.conn.total_changes, table.generation)
-        if seen != self._seen:
-            table.refresh(self.conn)
+        if (version, self.conn.total_changes, table.generation) != self._seen:
+            table = shared.refresh(self.conn)
             self._seen = (version, self.conn.total_changes, table.generation)
         return table
 

@@ -25,10 +25,14 @@ def cpu_flags() -> frozenset[str]:
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU computes bf16 natively (AMX tiles or AVX-512 BF16)."""
     flags = cpu_flags()
-    if {"amx_bf16", "avx512_bf16"} & flags:
-        return True
-    # Fall back to what torch's dispatcher saw (e.g. on platforms without /proc/cpuinfo).
-    return torch.backends.cpu.get_cpu_capability() == "AVX512_BF16"
+    if flags:
+        return bool({"amx_bf16", "avx512_bf16"} & flags)
+    # Without /proc/cpuinfo ask torch's own CPUID probe. Its dispatch capability is no guide:
+    # it reads "AVX512" on AMX machines.
+    probes = [
+        getattr(torch.cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    ]
+    return any(bool(p()) for p in probes if p is not None)
 
 
 def default_device() -> str:

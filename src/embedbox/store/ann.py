@@ -98,16 +98,15 @@ class AnnIndex:
         faiss = _faiss()
         return faiss.downcast_index(self.index.index).hnsw
 
-    def sync(self, table: VectorTable) -> None:
+    def _sync(self, table: VectorTable) -> None:
         """Make the index answer for exactly the table's rows (load, patch or rebuild)."""
-        with self.lock:
-            if self.index is not None and self.generation == table.generation:
-                return
-            if self.index is None:
-                self._load()  # then checked row by row below: the file can be stale
-            if self.index is None or not self._patch(table):
-                self._build(table)
-            self.generation = table.generation
+        if self.index is not None and self.generation == table.generation:
+            return
+        if self.index is None:
+            self._load()  # then checked row by row below: the file can be stale
+        if self.index is None or not self._patch(table):
+            self._build(table)
+        self.generation = table.generation
 
     def _load(self) -> None:
         faiss = _faiss()
@@ -186,29 +185,30 @@ class AnnIndex:
             tmp_meta.unlink(missing_ok=True)
 
     def search(
-        self, query: np.ndarray, count: int, allowed: np.ndarray | None = None
+        self, table: VectorTable, query: np.ndarray, count: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Best `count` chunk row ids and their exact inner products, best first.
+        """The table's best `count` rows (matrix positions) and their exact inner products,
+        best first. `allowed`: sorted chunk row ids a filter permits (None: all).
 
-        `allowed`: sorted chunk row ids a filter permits (None: all). One query runs on the
-        calling thread through FAISS's C++ `search_c` with reused output buffers."""
+        The index is first brought to the table's generation, under the same lock, so every
+        row it returns is in `table`. One query runs on the calling thread through FAISS's C++
+        `search_c` with reused output buffers."""
         faiss = _faiss()
         q = np.ascontiguousarray(query, np.float32)
         with self.lock:
+            self._sync(table)
             mask = self.live if allowed is None else _Mask(allowed)
             params = None
             if mask is not None:
                 params = faiss.SearchParametersHNSW(sel=mask.selector, efSearch=self.expansion)
             scores, keys = self._out
             if scores.shape[1] < count:
-                scores, keys = self._out = (
-                    np.empty((1, count), np.float32),
-                    np.empty((1, count), np.int64),
-                )
+                scores, keys = np.empty((1, count), np.float32), np.empty((1, count), np.int64)
+                self._out = scores, keys
             sp = faiss.swig_ptr
             self.index.search_c(1, sp(q), count, sp(scores), sp(keys), params)
             found = int(np.count_nonzero(keys[0, :count] >= 0))
-            return keys[0, :found].copy(), scores[0, :found].copy()
+            return table.positions(keys[0, :found]), scores[0, :found].copy()
 
     def drop_files(self) -> None:
         for p in (self.path, self.meta_path):

@@ -86,20 +86,16 @@ def vector_top(
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     exact = ann is None or n_allowed <= options.threshold or n_allowed < n * 0.05
     if not exact and ann is not None:
-        ann.sync(table)
         per_doc = 1 if table.one_chunk_per_doc else options.oversample
-        keys, scores = ann.search(
-            query, min(n_allowed, k * per_doc), None if allowed is None else table.rids[allowed]
-        )
-        rows = table.positions(keys)
-        held = (rows < n) & (table.rids[np.minimum(rows, n - 1)] == keys)  # a racing refresh
-        rows, scores = rows[held], scores[held]
+        rids = None if allowed is None else table.rids[allowed]
+        rows, scores = ann.search(table, query, min(n_allowed, k * per_doc), rids)
         if table.one_chunk_per_doc:
-            pos, best = np.arange(min(k, len(rows))), scores[:k]
+            if len(rows) >= min(k, n_allowed):
+                return rows, scores
         else:
             pos, best = top_docs(scores, table.docs[rows], k)
-        if len(pos) >= min(k, n_allowed):
-            return rows[pos], best
+            if len(pos) >= min(k, n_allowed):
+                return rows[pos], best
     if allowed is None:
         return top_docs(table.matrix @ query, table.docs, k)
     pos, best = top_docs(table.matrix[allowed] @ query, table.docs[allowed], k)

@@ -29,13 +29,14 @@ def decode_vectors(blobs: list[bytes], dim: int, precision: str) -> np.ndarray:
     return raw.reshape(len(blobs), dim).astype(np.float32, copy=False)
 
 
-@dataclass
+@dataclass(frozen=True)
 class VectorTable:
-    """Chunk row ids (sorted), their document row ids, the (n, dim) float32 matrix, and per row
-    the chunk's number and character span and the document's id."""
+    """One consistent, never-modified view of a collection's chunks: row ids (sorted), their
+    document row ids, the (n, dim) float32 matrix, and per row the chunk's number, span and
+    chunk count and the document's id. A refresh makes a new table, so a reader holding one
+    never sees rows and matrix from different moments."""
 
     dim: int
-    precision: str
     generation: int = -1
     delete_generation: int = -1
     rids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -45,26 +46,39 @@ class VectorTable:
     chunks: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
     ids: list[str] = field(default_factory=list)  # document id of each row: hits need no SQL
     one_chunk_per_doc: bool = True  # no document split into chunks: rows are documents
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __len__(self) -> int:
         return len(self.rids)
 
-    def refresh(self, conn: sqlite3.Connection) -> None:
-        """Bring the matrix up to the database's current generation (cheap when unchanged)."""
+    def positions(self, rids: np.ndarray) -> np.ndarray:
+        """Row positions in the matrix of the given chunk row ids (all must be present)."""
+        return np.searchsorted(self.rids, rids)
+
+
+class SharedTable:
+    """The latest `VectorTable` of one collection, shared by its `Collection`s in a process."""
+
+    def __init__(self, dim: int, precision: str) -> None:
+        self.dim, self.precision = dim, precision
+        self.table = VectorTable(dim)
+        self.lock = threading.Lock()
+
+    def refresh(self, conn: sqlite3.Connection) -> VectorTable:
+        """The table at the database's current generation. Only rows added since are read
+        when nothing was deleted meanwhile (`delete_generation` unchanged)."""
         with self.lock:
-            gen, del_gen = db.generations(conn)
-            if gen == self.generation:
-                return
-            # One read transaction so rows and generation agree.
-            conn.execute("BEGIN")
+            old = self.table
+            if db.generations(conn)[0] == old.generation:
+                return old
+            conn.execute("BEGIN")  # one read transaction: rows and generation agree
             try:
                 gen, del_gen = db.generations(conn)
-                append = del_gen == self.delete_generation and self.generation >= 0
-                after = int(self.rids[-1]) if append and len(self.rids) else 0
+                append = del_gen == old.delete_generation and old.generation >= 0
+                after = int(old.rids[-1]) if append and len(old) else 0
                 rows = conn.execute(
-                    "SELECT c.rid, c.doc, c.idx, c.start, c.end, d.n_chunks, d.id, c.vector FROM chunks c "
-                    "JOIN documents d ON d.rid = c.doc WHERE c.rid > ? ORDER BY c.rid",
+                    "SELECT c.rid, c.doc, c.idx, c.start, c.end, d.n_chunks, d.id, c.vector "
+                    "FROM chunks c JOIN documents d ON d.rid = c.doc "
+                    "WHERE c.rid > ? ORDER BY c.rid",
                     (after,),
                 ).fetchall()
             finally:
@@ -72,25 +86,23 @@ class VectorTable:
             cols = np.array([r[:6] for r in rows], np.int64).reshape(-1, 6)
             ids = [r[6] for r in rows]
             mat = decode_vectors([r[7] for r in rows], self.dim, self.precision)
-            if append and len(self.rids):
-                self.rids = np.concatenate([self.rids, cols[:, 0]])
-                self.docs = np.concatenate([self.docs, cols[:, 1]])
-                self.chunks = np.concatenate([self.chunks, cols[:, 2:]])
-                self.ids = self.ids + ids
-                self.matrix = np.concatenate([self.matrix, mat])
-            else:
-                self.rids, self.docs, self.chunks = (
-                    cols[:, 0].copy(),
-                    cols[:, 1].copy(),
-                    cols[:, 2:],
-                )
-                self.ids, self.matrix = ids, np.ascontiguousarray(mat)
-            self.one_chunk_per_doc = _all_distinct(self.docs)
-            self.generation, self.delete_generation = gen, del_gen
-
-    def positions(self, rids: np.ndarray) -> np.ndarray:
-        """Row positions in the matrix of the given chunk row ids (all must be present)."""
-        return np.searchsorted(self.rids, rids)
+            if append and len(old):
+                cols = np.concatenate([np.column_stack([old.rids, old.docs, old.chunks]), cols])
+                ids = old.ids + ids
+                mat = np.concatenate([old.matrix, mat])
+            docs = cols[:, 1].copy()
+            self.table = VectorTable(
+                self.dim,
+                gen,
+                del_gen,
+                rids=cols[:, 0].copy(),
+                docs=docs,
+                matrix=np.ascontiguousarray(mat),
+                chunks=cols[:, 2:],
+                ids=ids,
+                one_chunk_per_doc=_all_distinct(docs),
+            )
+            return self.table
 
 
 def _all_distinct(docs: np.ndarray) -> bool:
@@ -99,18 +111,17 @@ def _all_distinct(docs: np.ndarray) -> bool:
     return len(np.unique(docs)) == len(docs)
 
 
-_TABLES: dict[str, VectorTable] = {}
+_TABLES: dict[str, SharedTable] = {}
 _TABLES_LOCK = threading.Lock()
 
 
-def shared_table(key: str, dim: int, precision: str) -> VectorTable:
-    """One VectorTable per collection folder (resolved path) per process, shared by all
-    Collection objects."""
+def shared_table(key: str, dim: int, precision: str) -> SharedTable:
+    """One SharedTable per collection folder (resolved path) per process."""
     with _TABLES_LOCK:
-        table = _TABLES.get(key)
-        if table is None or table.dim != dim or table.precision != precision:
-            table = _TABLES[key] = VectorTable(dim, precision)
-        return table
+        shared = _TABLES.get(key)
+        if shared is None or shared.dim != dim or shared.precision != precision:
+            shared = _TABLES[key] = SharedTable(dim, precision)
+        return shared
 
 
 def forget(key: str) -> None:
