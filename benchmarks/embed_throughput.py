@@ -1,9 +1,12 @@
 """Throughput of embedbox vs sentence-transformers on the same weights, in one process.
 
     .venv/bin/python benchmarks/embed_throughput.py [--n 2000] [--rounds 3] [--device cpu|cuda]
+        [--compute auto] [--batch-tokens N] [--compile]
 
 Reference: sentence-transformers `encode` with its defaults (batch 32; fp32 on CPU, fp16 on CUDA).
-embedbox runs with `compute="auto"` (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32).
+embedbox runs with `compute="auto"` (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32) and
+the hardware-picked token budget per forward, unless told otherwise; `--compile` adds
+`torch.compile` (its compile time, spent in the warm-up pass, is printed apart).
 Rounds alternate between the two so that load on a shared machine hits both alike; the best round
 of each is reported, with the ratio and the cosine agreement to the reference vectors.
 """
@@ -42,6 +45,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--compute", default="auto")
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--batch-tokens", type=int, default=None)
+    parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
 
     import torch
@@ -51,13 +56,23 @@ def main() -> None:
 
     warnings.filterwarnings("ignore")
     texts = corpus(args.n)
-    ours = Embedder(args.model, compute=args.compute, device=args.device)
+    ours = Embedder(
+        args.model,
+        compute=args.compute,
+        device=args.device,
+        batch_tokens=args.batch_tokens,
+        compile=args.compile,
+    )
     tokens = sum(min(c, ours.max_tokens) for c in ours.count_tokens(texts))
     st = SentenceTransformer(str(ours.info.path), device=args.device)
     if args.device == "cuda":
         st = st.half()
     print(f"machine: {hardware.describe()}")
-    print(f"model: {ours.name}, embedbox compute {ours.describe()['compute']}")
+    d = ours.describe()
+    print(
+        f"model: {ours.name}, embedbox compute {d['compute']}, batch_tokens {d['batch_tokens']}, "
+        f"compile {d['compiled']}"
+    )
     print(f"corpus: {len(texts)} texts, {tokens} tokens (after truncation to {ours.max_tokens})")
 
     def run_reference() -> np.ndarray:
@@ -66,7 +81,11 @@ def main() -> None:
     def run_ours() -> np.ndarray:
         return ours.embed(texts, truncate=False)
 
-    run_reference(), run_ours()  # warm-up (allocator, kernels, CUDA context)
+    run_reference()  # warm-up (allocator, kernels, CUDA context; embedbox: compilation too)
+    start = time.perf_counter()
+    run_ours()
+    if args.compile:
+        print(f"embedbox warm-up pass (compiles): {time.perf_counter() - start:.1f}s")
     best = {"sentence-transformers": float("inf"), "embedbox": float("inf")}
     ref = mine = np.empty(0)
     for _ in range(args.rounds):

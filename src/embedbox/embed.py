@@ -33,15 +33,29 @@ class TruncationWarning(UserWarning):
 
 @dataclass(frozen=True)
 class EmbedderOptions:
-    """How to run the model; fixed for the life of an `Embedder`."""
+    """How to run the model; fixed for the life of an `Embedder`.
+
+    `batch_tokens` caps the padded tokens of one forward pass (texts are length-sorted into
+    batches under it, at most `max_batch_size` texts each); None picks by hardware: 2048 on a CPU
+    computing in bf16, 8192 elsewhere (`hardware.auto_batch_tokens`).
+
+    `compile=True` runs the transformer through `torch.compile` (inductor, dynamic shapes, weights
+    frozen into the graph): the first embed call compiles (about a minute on a 16-core Xeon, more
+    on fewer cores; inductor's on-disk cache shortens later starts), after which bf16 on 2 AMX
+    cores ran 1.56x faster than eager in the same process (min cosine to sentence-transformers
+    fp32 0.99989, eager bf16 0.99985). Off by default for that start-up cost. Where the backend
+    cannot compile (no C++ compiler, say) it warns once and runs eager. Not for models with task
+    adapters.
+    """
 
     compute: Compute = "auto"
     device: str | None = None
     threads: int | None = None
-    batch_tokens: int = 8192
+    batch_tokens: int | None = None
     max_batch_size: int = 128
     max_tokens: int | None = None
     chunk_overlap: int = 32
+    compile: bool = False
 
 
 @dataclass
@@ -99,8 +113,11 @@ class Embedder:
         if opts.compute not in ("auto", *DTYPES):
             raise InputError(f"unknown compute {opts.compute!r}; choose auto, fp32, bf16 or fp16")
         dtype = hardware.auto_dtype(device) if opts.compute == "auto" else DTYPES[opts.compute]
+        if opts.batch_tokens is not None and opts.batch_tokens < 1:
+            raise InputError("batch_tokens must be at least 1")
+        self.batch_tokens = opts.batch_tokens or hardware.auto_batch_tokens(device, dtype)
         self.name = spec.name if spec else str(model)
-        self.encoder = TextEncoder(info, device, dtype)
+        self.encoder = TextEncoder(info, device, dtype, compile=opts.compile)
         self.info = info
         self._lock = threading.Lock()  # one forward pass at a time: torch already uses all cores
         self._int8: dict[int, Int8Calibration] = {}
@@ -134,6 +151,8 @@ class Embedder:
             "normalize": self.info.normalize,
             "compute": str(self.dtype).removeprefix("torch."),
             "device": str(self.encoder.device),
+            "batch_tokens": self.batch_tokens,
+            "compiled": self.encoder.compiled,
             "prompts": self.info.prompts,
             "tasks": list(self.tasks),
         }
@@ -345,7 +364,7 @@ class Embedder:
         for n in order:
             width = len(items[current[0] if current else n].ids)
             if current and (
-                (len(current) + 1) * width > self.options.batch_tokens
+                (len(current) + 1) * width > self.batch_tokens
                 or len(current) >= self.options.max_batch_size
             ):
                 batches.append(current)

@@ -46,6 +46,19 @@ def auto_dtype(device: str) -> torch.dtype:
     return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
 
 
+def auto_batch_tokens(device: str, dtype: torch.dtype) -> int:
+    """Padded tokens per forward pass when the caller sets none.
+
+    2048 on a CPU computing in bf16: on 2 AMX cores (Xeon, torch 2.11) 2048-token forwards ran
+    1.29x faster than 8192-token ones over the same 1 000 texts (645 vs 499 texts/s; 4096: 519,
+    16384: 407), with identical vectors. 8192 elsewhere (CUDA, fp32 CPUs): the earlier default,
+    not yet measured there against smaller budgets.
+    """
+    if torch.device(device).type == "cpu" and dtype == torch.bfloat16:
+        return 2048
+    return 8192
+
+
 def describe() -> str:
     """One line naming the device, threads and fast paths, for benchmark and server banners."""
     flags = cpu_flags()

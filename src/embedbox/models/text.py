@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,9 +128,15 @@ def read_model_info(path: Path, default_pooling: Pooling = "mean") -> TextModelI
 
 
 class TextEncoder:
-    """Tokenise and run one transformer; pools token states into one float32 vector per text."""
+    """Tokenise and run one transformer; pools token states into one float32 vector per text.
 
-    def __init__(self, info: TextModelInfo, device: str, dtype: torch.dtype) -> None:
+    `compile=True` wraps the model in `torch.compile` (see `EmbedderOptions`); `compiled` says
+    whether forwards still go through it (False again after the backend failed to compile).
+    """
+
+    def __init__(
+        self, info: TextModelInfo, device: str, dtype: torch.dtype, compile: bool = False
+    ) -> None:
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -150,6 +157,16 @@ class TextEncoder:
         if self.adapters:
             model = _with_adapters(model, self.adapters)
         self.model = model.to(self.device).eval()
+        self._forward: Any = self.model
+        self.compiled = False
+        if compile:
+            if self.adapters:
+                raise InputError("compile=True is not supported for models with task adapters")
+            # Dynamic shapes: one graph serves every batch size and length (a batch of one is
+            # padded to two rows, since dynamo specialises sizes 0 and 1). Freezing folds the
+            # weights into the graph so inductor can pre-pack them for oneDNN.
+            self._forward = torch.compile(self.model, dynamic=True, options={"freezing": True})
+            self.compiled = True
         self._active_task: str | None = None
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
@@ -220,6 +237,9 @@ class TextEncoder:
     @torch.inference_mode()
     def token_states(self, batch: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Last hidden states (float32) and the attention mask for a batch of token id lists."""
+        rows = len(batch)
+        if self.compiled and rows == 1:
+            batch = [batch[0], batch[0]]
         input_ids, mask = self._pad(batch)
         kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
         if "token_type_ids" in self.tokenizer.model_input_names and self.info.architecture in {
@@ -227,8 +247,25 @@ class TextEncoder:
             "nomic_bert",
         }:
             kwargs["token_type_ids"] = torch.zeros_like(input_ids)
-        out = self.model(**kwargs)
-        return out.last_hidden_state.float(), mask
+        out = self._run(kwargs)
+        return out.last_hidden_state[:rows].float(), mask[:rows]
+
+    def _run(self, kwargs: dict[str, Any]) -> Any:
+        if not self.compiled:
+            return self.model(**kwargs)
+        from torch._dynamo.exc import BackendCompilerFailed  # InductorError is one too
+
+        try:
+            return self._forward(**kwargs)
+        except BackendCompilerFailed as exc:
+            warnings.warn(
+                f"torch.compile could not compile the model ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); running it uncompiled",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self._forward, self.compiled = self.model, False
+            return self.model(**kwargs)
 
     @torch.inference_mode()
     def embed_batch(self, batch: Sequence[list[int]], prompt_tokens: int = 0) -> np.ndarray:
