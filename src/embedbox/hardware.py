@@ -49,9 +49,9 @@ def auto_dtype(device: str) -> torch.dtype:
 def auto_batch_tokens(device: str, dtype: torch.dtype) -> int:
     """Padded tokens per forward pass when the caller sets none.
 
-    2048 on a CPU computing in bf16: on 2 AMX cores (Xeon, torch 2.11) 2048-token forwards ran
-    1.29x faster than 8192-token ones over the same 1 000 texts (645 vs 499 texts/s; 4096: 519,
-    16384: 407), with identical vectors. 8192 elsewhere (CUDA, fp32 CPUs): the earlier default,
+    2048 on a CPU computing in bf16: on 2 AMX cores (Xeon, torch 2.11), over the same 1 000
+    texts, 2048-token forwards ran 645 texts/s against 499 at 8192 (4096: 519, 16384: 407); a
+    second run gave 629 against 540 (1024: 545, 512: 334). Identical vectors. 8192 elsewhere (CUDA, fp32 CPUs): the earlier default,
     not yet measured there against smaller budgets.
     """
     if torch.device(device).type == "cpu" and dtype == torch.bfloat16:

@@ -62,7 +62,7 @@ def check_search(query: object, k: object, mode: object, include: object) -> fro
     unknown = set(include) - FIELDS
     if unknown:
         raise InputError(f"include: unknown field {sorted(unknown)[0]!r}; use text, metadata")
-    return FIELDS if include == ("text", "metadata") else frozenset(include)
+    return frozenset(include)
 
 
 def vector_top(

@@ -70,26 +70,35 @@ class SharedTable:
             old = self.table
             if db.generations(conn)[0] == old.generation:
                 return old
+            parts: list[tuple[np.ndarray, np.ndarray]] = []
+            ids: list[str] = []
             conn.execute("BEGIN")  # one read transaction: rows and generation agree
             try:
                 gen, del_gen = db.generations(conn)
-                append = del_gen == old.delete_generation and old.generation >= 0
-                after = int(old.rids[-1]) if append and len(old) else 0
-                rows = conn.execute(
+                append = del_gen == old.delete_generation and old.generation >= 0 and len(old)
+                if append:
+                    parts.append((np.column_stack([old.rids, old.docs, old.chunks]), old.matrix))
+                    ids += old.ids
+                cur = conn.execute(
                     "SELECT c.rid, c.doc, c.idx, c.start, c.end, d.n_chunks, d.id, c.vector "
                     "FROM chunks c JOIN documents d ON d.rid = c.doc "
                     "WHERE c.rid > ? ORDER BY c.rid",
-                    (after,),
-                ).fetchall()
+                    (int(old.rids[-1]) if append else 0,),
+                )
+                while rows := cur.fetchmany(20_000):  # bounded transient memory
+                    cols = np.array([r[:6] for r in rows], np.int64)
+                    parts.append(
+                        (cols, decode_vectors([r[7] for r in rows], self.dim, self.precision))
+                    )
+                    ids += [r[6] for r in rows]
             finally:
                 conn.execute("COMMIT")
-            cols = np.array([r[:6] for r in rows], np.int64).reshape(-1, 6)
-            ids = [r[6] for r in rows]
-            mat = decode_vectors([r[7] for r in rows], self.dim, self.precision)
-            if append and len(old):
-                cols = np.concatenate([np.column_stack([old.rids, old.docs, old.chunks]), cols])
-                ids = old.ids + ids
-                mat = np.concatenate([old.matrix, mat])
+            cols = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 6), np.int64)
+            mat = (
+                np.concatenate([p[1] for p in parts])
+                if parts
+                else decode_vectors([], self.dim, self.precision)
+            )
             docs = cols[:, 1].copy()
             self.table = VectorTable(
                 self.dim,
