@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from embedbox import Embedder, InputError, hardware
-from tests.tiny_models import _copy_tokenizer, _st_metadata
+from tests.tiny_models import build
 
 TEXTS = [
     "a cat",
@@ -26,25 +26,8 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny randomly initialised BERT with the MiniLM tokenizer and sentence-transformers
-    metadata: compiles in seconds, exercises the real loader and the same model class."""
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    dest = tmp_path_factory.mktemp("models") / "tiny-bert"
-    dest.mkdir()
-    cfg = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    BertModel(cfg).save_pretrained(dest)
-    _copy_tokenizer(dest)
-    _st_metadata(dest, "mean_tokens", 256, {})
-    return dest
+    """A tiny random BERT with the MiniLM tokenizer: compiles in seconds, same model class."""
+    return build("bert", tmp_path_factory.mktemp("models") / "tiny-bert")
 
 
 def test_batch_tokens_picked_by_hardware(tiny_bert: Path) -> None:
@@ -115,8 +98,6 @@ def test_compile_failure_falls_back_to_eager(
 
 def test_compile_refuses_task_adapters(tmp_path: Path) -> None:
     pytest.importorskip("peft")
-    from tests.tiny_models import build
-
     path = build("jina", tmp_path / "jina")
     with pytest.raises(InputError, match="task adapters"):
         Embedder(str(path), compute="fp32", compile=True)

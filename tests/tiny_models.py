@@ -64,8 +64,11 @@ def _st_metadata(dest: Path, pooling: str, max_seq_length: int, prompts: dict[st
 
 
 def build(kind: str, dest: Path) -> Path:
-    """Save a tiny `kind` model (nomic_bert | jina | modernbert) with tokenizer and metadata."""
+    """Save a tiny `kind` model (bert | nomic_bert | jina | modernbert) with tokenizer and
+    metadata."""
     from transformers import (
+        BertConfig,
+        BertModel,
         JinaEmbeddingsV3Config,
         JinaEmbeddingsV3Model,
         ModernBertConfig,
@@ -85,7 +88,11 @@ def build(kind: str, dest: Path) -> Path:
         max_position_embeddings=2048,
         pad_token_id=0,
     )
-    if kind == "nomic_bert":
+    if kind == "bert":
+        model = BertModel(BertConfig(**common))
+        prompts = {}
+        pooling = "mean_tokens"
+    elif kind == "nomic_bert":
         model = NomicBertModel(NomicBertConfig(**common, type_vocab_size=2))
         prompts = {"search_query": "search_query: ", "search_document": "search_document: "}
         pooling = "mean_tokens"
