@@ -200,6 +200,74 @@ def test_index_follows_deletes_and_upserts(tmp_path: Path, glove: np.ndarray) ->
     assert col.search(glove[0], k=3) == []
 
 
+def test_saved_index_is_reused_with_its_deletions(tmp_path: Path, glove: np.ndarray) -> None:
+    """A fresh process loads the saved index (no rebuild) and masks rows deleted since."""
+    from embedbox import collection as colmod
+
+    opts = AnnOptions(threshold=500)
+    with Collection.open(tmp_path / "c", "glove-6b-50d", create=True, ann=opts) as col:
+        col.add(None, ids=[f"w{i}" for i in range(3000)], vectors=glove[:3000])
+        col.search(glove[0], k=1)  # builds and saves the index
+        col.delete(ids=[f"w{i}" for i in range(5)])
+    colmod._ANN.clear()
+    with Collection.open(tmp_path / "c", ann=opts) as col:
+        got = [h.id for h in col.search(glove[2], k=10)]
+        assert col._ann().rebuilds == 0
+    assert not {"w0", "w1", "w2", "w3", "w4"} & set(got)
+    assert got == _exact(glove, glove[2], 10, np.arange(5, 3000))
+
+
+def test_threads_search_while_one_writes(tmp_path: Path, glove: np.ndarray) -> None:
+    """Readers on other threads always see one consistent snapshot: no errors, ranked hits
+    whose scores match their vectors, while a writer adds and deletes."""
+    import threading
+
+    opts = AnnOptions(threshold=500)
+    col = Collection.open(tmp_path / "c", "glove-6b-50d", create=True, ann=opts)
+    col.add(None, ids=[f"w{i}" for i in range(2000)], vectors=glove[:2000])
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write() -> None:
+        try:
+            for start in range(2000, 4000, 200):
+                col.add(
+                    None,
+                    ids=[f"w{i}" for i in range(start, start + 200)],
+                    vectors=glove[start : start + 200],
+                )
+                col.delete(ids=[f"w{i}" for i in range(start - 2000, start - 1900)])
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def read(include: tuple[str, ...]) -> None:
+        try:
+            i = 0
+            while not done.is_set() or i < 20:
+                q = glove[N + i % 100]
+                hits = col.search(q, k=10, include=include)
+                scores = [h.score for h in hits]
+                assert scores == sorted(scores, reverse=True)
+                for h in hits:
+                    want = float(_unit(glove[int(h.id[1:])]) @ _unit(q))
+                    assert abs(h.score - want) < 1e-5
+                i += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write)]
+    threads += [threading.Thread(target=read, args=(inc,)) for inc in [(), ("text", "metadata")]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors[0]
+    assert col.count() == 3000
+    col.close()
+
+
 def test_schema_version_and_errors(tmp_path: Path, glove: np.ndarray) -> None:
     with Collection.open("a", "glove-6b-50d", data_dir=tmp_path, create=True) as col:
         col.add(["x"], ids=["x"], vectors=glove[:1])
