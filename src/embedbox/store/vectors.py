@@ -70,7 +70,7 @@ class SharedTable:
             old = self.table
             if db.generations(conn)[0] == old.generation:
                 return old
-            parts: list[tuple[np.ndarray, np.ndarray]] = []
+            parts = [(np.zeros((0, 6), np.int64), np.zeros((0, self.dim), np.float32))]
             ids: list[str] = []
             conn.execute("BEGIN")  # one read transaction: rows and generation agree
             try:
@@ -93,12 +93,8 @@ class SharedTable:
                     ids += [r[6] for r in rows]
             finally:
                 conn.execute("COMMIT")
-            cols = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 6), np.int64)
-            mat = (
-                np.concatenate([p[1] for p in parts])
-                if parts
-                else decode_vectors([], self.dim, self.precision)
-            )
+            cols = np.concatenate([p[0] for p in parts])
+            mat = np.concatenate([p[1] for p in parts])
             docs = cols[:, 1].copy()
             self.table = VectorTable(
                 self.dim,
@@ -106,7 +102,7 @@ class SharedTable:
                 del_gen,
                 rids=cols[:, 0].copy(),
                 docs=docs,
-                matrix=np.ascontiguousarray(mat),
+                matrix=mat,
                 chunks=cols[:, 2:],
                 ids=ids,
                 one_chunk_per_doc=_all_distinct(docs),
