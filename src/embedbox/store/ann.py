@@ -75,6 +75,7 @@ class AnnIndex:
         self.rebuilds = 0  # full builds done by this process (tests and benchmarks read it)
         self.dirty = 0  # changes applied in memory but not yet saved
         self._out = (np.empty((1, 1), np.float32), np.empty((1, 1), np.int64))
+        self._masks: dict[int, tuple[np.ndarray, _Mask]] = {}
 
     def _new(self) -> Any:
         faiss = _faiss()
@@ -188,7 +189,7 @@ class AnnIndex:
         self, table: VectorTable, query: np.ndarray, count: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The table's best `count` rows (matrix positions) and their exact inner products,
-        best first. `allowed`: sorted chunk row ids a filter permits (None: all).
+        best first. `allowed`: sorted row positions a filter permits (None: all).
 
         The index is first brought to the table's generation, under the same lock, so every
         row it returns is in `table`. One query runs on the calling thread through FAISS's C++
@@ -197,7 +198,7 @@ class AnnIndex:
         q = np.ascontiguousarray(query, np.float32)
         with self.lock:
             self._sync(table)
-            mask = self.live if allowed is None else _Mask(allowed)
+            mask = self.live if allowed is None else self._mask(table, allowed)
             params = None
             if mask is not None:
                 params = faiss.SearchParametersHNSW(sel=mask.selector, efSearch=self.expansion)
@@ -209,6 +210,19 @@ class AnnIndex:
             self.index.search_c(1, sp(q), count, sp(scores), sp(keys), params)
             found = int(np.count_nonzero(keys[0, :count] >= 0))
             return table.positions(keys[0, :found]), scores[0, :found].copy()
+
+    def _mask(self, table: VectorTable, allowed: np.ndarray) -> _Mask:
+        """The selector for a filter's rows. `FilterCache` hands out one array per filter and
+        table generation, so selectors are cached by that array (held here: its id stays
+        unique while cached)."""
+        cached = self._masks.get(id(allowed))
+        if cached is not None and cached[0] is allowed:
+            return cached[1]
+        if len(self._masks) >= 16:
+            self._masks.clear()
+        mask = _Mask(table.rids[allowed])
+        self._masks[id(allowed)] = (allowed, mask)
+        return mask
 
     def drop_files(self) -> None:
         for p in (self.path, self.meta_path):

@@ -87,8 +87,7 @@ def vector_top(
     exact = ann is None or n_allowed <= options.threshold or n_allowed < n * 0.05
     if not exact and ann is not None:
         per_doc = 1 if table.one_chunk_per_doc else options.oversample
-        rids = None if allowed is None else table.rids[allowed]
-        rows, scores = ann.search(table, query, min(n_allowed, k * per_doc), rids)
+        rows, scores = ann.search(table, query, min(n_allowed, k * per_doc), allowed)
         if table.one_chunk_per_doc:
             if len(rows) >= min(k, n_allowed):
                 return rows, scores
@@ -114,11 +113,11 @@ class FilterCache:
     ) -> np.ndarray | None:
         if not where:
             return None
-        sql, params = compile_where(where)
         key = (table.generation, json.dumps(where, sort_keys=True, default=str))
         cached = self._cache.get(key)
         if cached is not None:
             return cached
+        sql, params = compile_where(where)  # raises on a bad filter, so those are never cached
         pos = subset(table, sq.filter_chunks(conn, sql, params))
         if len(self._cache) >= self.size:
             self._cache.clear()
