@@ -1,14 +1,19 @@
 """HNSW index (FAISS) over a collection's chunk vectors: derived data, never the truth.
 
-The index is saved beside the database as `index.faiss` plus `index.json` recording the
-generation it reflects and the file's checksum. Missing, stale, corrupt or unreadable -> brought
-up to date from the vector table (small changes are applied in place, large ones rebuild).
+The index is saved beside the database as `index.faiss` (the FAISS index, then the chunk row id
+of each of its vectors) plus `index.json` recording the generation it reflects and the file's
+checksum. Missing, stale, corrupt or unreadable -> brought up to date from the vector table
+(small changes are applied in place, large ones rebuild).
 
 FAISS's HNSW stores the float32 vectors themselves, so its scores are exact and need no
 re-scoring. It cannot remove vectors: deleted rows stay in the graph and are masked out of
-results by an id selector until they are more than a fifth of it, then the index is rebuilt.
-Filters use the same selector, so a filtered search still returns the best allowed rows.
-Chunk row ids are SQLite AUTOINCREMENT keys: never reused, and new rows always come last.
+results by a selector until they are more than a fifth of it, then the index is rebuilt.
+Filters use the same kind of selector, so a filtered search still returns the best allowed rows.
+
+A plain `IndexHNSWFlat` labels vectors by insertion order; this class maps labels to chunk row
+ids itself (FAISS's `IndexIDMap` would open an OpenMP region on every search to translate ten
+labels). Chunk row ids are SQLite AUTOINCREMENT keys: never reused, and new rows always come
+last, so labels and row ids ascend together.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 
 from embedbox.store.vectors import VectorTable
 
-_FORMAT = 1  # bump when the saved layout changes: older files are then rebuilt
+_FORMAT = 2  # bump when the saved layout changes: older files are then rebuilt
 
 
 def _faiss() -> Any:
@@ -49,55 +54,54 @@ class AnnOptions:
 
 
 class _Mask:
-    """A FAISS id selector over chunk row ids, with the bitmap it points into kept alive."""
+    """A FAISS selector of index labels, with the bitmap it points into kept alive."""
 
-    def __init__(self, rids: np.ndarray) -> None:
+    def __init__(self, labels: np.ndarray, size: int) -> None:
         faiss = _faiss()
-        bits = np.zeros(int(rids[-1]) + 1 if len(rids) else 1, np.bool_)
-        bits[rids] = True
+        bits = np.zeros(max(size, 1), np.bool_)
+        bits[labels] = True
         self.bitmap = np.packbits(bits, bitorder="little")
-        # FAISS takes the bitmap's length in bytes and treats ids past it as excluded.
+        # FAISS takes the bitmap's length in bytes and treats labels past it as excluded.
         self.selector = faiss.IDSelectorBitmap(len(self.bitmap), faiss.swig_ptr(self.bitmap))
 
 
 class AnnIndex:
-    """FAISS HNSW keyed by chunk row id; kept in step with a `VectorTable`."""
+    """FAISS HNSW over chunk vectors; kept in step with a `VectorTable`."""
 
     def __init__(self, folder: Path, dim: int, options: AnnOptions) -> None:
         self.path = folder / "index.faiss"
         self.meta_path = folder / "index.json"
         self.dim, self.options = dim, options
-        self.index: Any = None  # faiss.IndexIDMap2 over an IndexHNSWFlat (inner product)
-        self.rids = np.zeros(0, np.int64)  # row ids in the index, live or deleted, ascending
+        self.index: Any = None  # faiss.IndexHNSWFlat, inner product
+        self.rids = np.zeros(0, np.int64)  # chunk row id of each label, live or deleted
         self.generation = -1
-        self.live: _Mask | None = None  # None: every row in the index is live
+        # For the table synced to: the label of each of its rows, the row of each label (-1:
+        # deleted) and the selector of live labels (None: all live).
+        self.labels = np.zeros(0, np.int64)
+        self.rows = np.zeros(0, np.int64)
+        self.live: _Mask | None = None
         self.lock = threading.Lock()
         self.rebuilds = 0  # full builds done by this process (tests and benchmarks read it)
-        self.dirty = 0  # changes applied in memory but not yet saved
-        self._out = (np.empty((1, 1), np.float32), np.empty((1, 1), np.int64))
+        self.dirty = 0  # vectors added in memory but not yet saved
         self._masks: dict[int, tuple[np.ndarray, _Mask]] = {}
+        self._out: tuple[Any, ...] = ()
 
     def _new(self) -> Any:
         faiss = _faiss()
         o = self.options
-        hnsw = faiss.IndexHNSWFlat(self.dim, o.connectivity, faiss.METRIC_INNER_PRODUCT)
-        hnsw.hnsw.efConstruction = o.expansion_add
-        hnsw.hnsw.efSearch = o.expansion_search
-        return faiss.IndexIDMap2(hnsw)
+        index = faiss.IndexHNSWFlat(self.dim, o.connectivity, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = o.expansion_add
+        index.hnsw.efSearch = o.expansion_search
+        return index
 
     @property
     def expansion(self) -> int:
         """The search beam width (HNSW efSearch)."""
-        return int(self._hnsw.efSearch)
+        return int(self.index.hnsw.efSearch)
 
     @expansion.setter
     def expansion(self, ef: int) -> None:
-        self._hnsw.efSearch = ef
-
-    @property
-    def _hnsw(self) -> Any:
-        faiss = _faiss()
-        return faiss.downcast_index(self.index.index).hnsw
+        self.index.hnsw.efSearch = ef
 
     def _sync(self, table: VectorTable) -> None:
         """Make the index answer for exactly the table's rows (load, patch or rebuild)."""
@@ -107,6 +111,12 @@ class AnnIndex:
             self._load()  # then checked row by row below: the file can be stale
         if self.index is None or not self._patch(table):
             self._build(table)
+        self.labels = np.searchsorted(self.rids, table.rids)  # the index holds every row now
+        self.rows = np.full(len(self.rids), -1, np.int64)
+        self.rows[self.labels] = np.arange(len(table))
+        whole = len(table) == len(self.rids)
+        self.live = None if whole else _Mask(self.labels, len(self.rids))
+        self._masks.clear()
         self.generation = table.generation
 
     def _load(self) -> None:
@@ -118,8 +128,9 @@ class AnnIndex:
                 return
             if len(data) != meta["bytes"] or zlib.crc32(data) != meta["crc32"]:
                 return  # damaged: FAISS could crash on it rather than raise
-            index = faiss.deserialize_index(np.frombuffer(data, np.uint8))
-            rids = faiss.vector_to_array(index.id_map).astype(np.int64)
+            cut = int(meta["faiss_bytes"])
+            index = faiss.deserialize_index(np.frombuffer(data, np.uint8, count=cut))
+            rids = np.frombuffer(data, np.int64, offset=cut).copy()
         except Exception:  # missing, truncated or unreadable: rebuilt from SQLite
             return
         if index.d != self.dim or len(rids) != index.ntotal or np.any(rids[1:] <= rids[:-1]):
@@ -128,20 +139,18 @@ class AnnIndex:
         self.expansion = self.options.expansion_search
 
     def _patch(self, table: VectorTable) -> bool:
-        """Add the table's new rows and mask its deleted ones, unless the index has drifted
-        too far (a fifth of it deleted) or holds rows the table never had."""
+        """Add the table's new rows, unless the index has drifted too far (a fifth of it
+        deleted) or lacks rows the table has; deleted rows are masked by `_sync`."""
         last = int(self.rids[-1]) if len(self.rids) else -1
         new = table.rids[table.rids > last]
         old = table.rids[: len(table) - len(new)]
-        live = np.isin(self.rids, old, assume_unique=True)
-        n_live = int(live.sum())
-        if n_live != len(old) or len(self.rids) - n_live > max(1000, len(table) // 5):
+        held = int(np.isin(self.rids, old, assume_unique=True).sum())
+        if held != len(old) or len(self.rids) - held > max(1000, len(table) // 5):
             return False
         if len(new):
-            self.index.add_with_ids(table.matrix[len(old) :], new)
+            self.index.add(table.matrix[len(old) :])
             self.rids = np.concatenate([self.rids, new])
-        self.live = None if len(self.rids) == len(table) else _Mask(table.rids)
-        self.dirty += len(new) + len(self.rids) - len(table)
+            self.dirty += len(new)
         if self.dirty > max(1000, len(table) // 100):  # small patches are saved by flush()
             self._save()
         return True
@@ -149,8 +158,8 @@ class AnnIndex:
     def _build(self, table: VectorTable) -> None:
         index = self._new()
         if len(table):
-            index.add_with_ids(table.matrix, table.rids)
-        self.index, self.rids, self.live = index, table.rids.copy(), None
+            index.add(table.matrix)
+        self.index, self.rids = index, table.rids.copy()
         self.rebuilds += 1
         self._save()
 
@@ -164,7 +173,7 @@ class AnnIndex:
         """Write the index then its metadata, each atomically (tmp file + rename)."""
         faiss = _faiss()
         self.dirty = 0
-        raw = faiss.serialize_index(self.index)
+        data = faiss.serialize_index(self.index).tobytes() + self.rids.tobytes()
         suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
         tmp = self.path.with_name(self.path.name + suffix)
         tmp_meta = self.meta_path.with_name(self.meta_path.name + suffix)
@@ -173,11 +182,12 @@ class AnnIndex:
             "generation": self.generation,
             "count": int(self.index.ntotal),
             "dim": self.dim,
-            "bytes": len(raw),
-            "crc32": zlib.crc32(memoryview(raw)),
+            "faiss_bytes": len(data) - self.rids.nbytes,
+            "bytes": len(data),
+            "crc32": zlib.crc32(data),
         }
         try:
-            raw.tofile(tmp)
+            tmp.write_bytes(data)
             os.replace(tmp, self.path)
             tmp_meta.write_text(json.dumps(meta))
             os.replace(tmp_meta, self.meta_path)
@@ -198,29 +208,28 @@ class AnnIndex:
         q = np.ascontiguousarray(query, np.float32)
         with self.lock:
             self._sync(table)
-            mask = self.live if allowed is None else self._mask(table, allowed)
+            mask = self.live if allowed is None else self._mask(allowed)
             params = None
             if mask is not None:
                 params = faiss.SearchParametersHNSW(sel=mask.selector, efSearch=self.expansion)
-            scores, keys = self._out
-            if scores.shape[1] < count:
-                scores, keys = np.empty((1, count), np.float32), np.empty((1, count), np.int64)
-                self._out = scores, keys
-            sp = faiss.swig_ptr
-            self.index.search_c(1, sp(q), count, sp(scores), sp(keys), params)
-            found = int(np.count_nonzero(keys[0, :count] >= 0))
-            return table.positions(keys[0, :found]), scores[0, :found].copy()
+            if not self._out or self._out[0].shape[1] < count:
+                scores, labels = np.empty((1, count), np.float32), np.empty((1, count), np.int64)
+                self._out = scores, labels, faiss.swig_ptr(scores), faiss.swig_ptr(labels)
+            scores, labels, scores_ptr, labels_ptr = self._out
+            self.index.search_c(1, faiss.swig_ptr(q), count, scores_ptr, labels_ptr, params)
+            found = int(np.count_nonzero(labels[0, :count] >= 0))
+            return self.rows[labels[0, :found]], scores[0, :found].copy()
 
-    def _mask(self, table: VectorTable, allowed: np.ndarray) -> _Mask:
+    def _mask(self, allowed: np.ndarray) -> _Mask:
         """The selector for a filter's rows. `FilterCache` hands out one array per filter and
         table generation, so selectors are cached by that array (held here: its id stays
-        unique while cached)."""
+        unique while cached) until the index moves to another generation."""
         cached = self._masks.get(id(allowed))
         if cached is not None and cached[0] is allowed:
             return cached[1]
         if len(self._masks) >= 16:
             self._masks.clear()
-        mask = _Mask(table.rids[allowed])
+        mask = _Mask(self.labels[allowed], len(self.rids))
         self._masks[id(allowed)] = (allowed, mask)
         return mask
 
