@@ -268,6 +268,53 @@ def test_threads_search_while_one_writes(tmp_path: Path, glove: np.ndarray) -> N
     col.close()
 
 
+def test_index_lock_shares_reads_and_excludes_writes() -> None:
+    import threading
+
+    from embedbox.store.ann import ReadWriteLock
+
+    lock, events = ReadWriteLock(), []
+    both_in = threading.Barrier(2, timeout=10)
+
+    def reader(name: str) -> None:
+        with lock.read():
+            both_in.wait()  # two readers inside at once, or this times out
+            events.append(name)
+
+    readers = [threading.Thread(target=reader, args=(f"r{i}",)) for i in range(2)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    assert sorted(events) == ["r0", "r1"]
+
+    inside = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        with lock.write():
+            inside.set()
+            release.wait(10)
+            events.append("w")
+
+    w = threading.Thread(target=writer)
+    w.start()
+    assert inside.wait(10)
+
+    def late_reader() -> None:
+        with lock.read():
+            events.append("late")
+
+    late = threading.Thread(target=late_reader)
+    late.start()
+    late.join(0.2)
+    assert late.is_alive()  # a reader waits while the writer holds the lock
+    release.set()
+    w.join()
+    late.join(10)
+    assert events[-2:] == ["w", "late"]
+
+
 def test_schema_version_and_errors(tmp_path: Path, glove: np.ndarray) -> None:
     with Collection.open("a", "glove-6b-50d", data_dir=tmp_path, create=True) as col:
         col.add(["x"], ids=["x"], vectors=glove[:1])

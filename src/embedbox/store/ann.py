@@ -22,6 +22,8 @@ import json
 import os
 import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,46 @@ class _Mask:
         self.selector = faiss.IDSelectorBitmap(len(self.bitmap), faiss.swig_ptr(self.bitmap))
 
 
+class ReadWriteLock:
+    """Many readers at once or one writer. A waiting writer holds back new readers, so
+    writers are not starved."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._writing or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
 class AnnIndex:
     """FAISS HNSW over chunk vectors; kept in step with a `VectorTable`."""
 
@@ -80,11 +122,12 @@ class AnnIndex:
         self.labels = np.zeros(0, np.int64)
         self.rows = np.zeros(0, np.int64)
         self.live: _Mask | None = None
-        self.lock = threading.Lock()
+        # Searches share the index (FAISS releases the GIL: two threads search at twice the
+        # rate of one); bringing it to another generation, saving and loading are exclusive.
+        self.lock = ReadWriteLock()
         self.rebuilds = 0  # full builds done by this process (tests and benchmarks read it)
         self.dirty = 0  # vectors added in memory but not yet saved
         self._masks: dict[int, tuple[np.ndarray, _Mask]] = {}
-        self._out: tuple[Any, ...] = ()
 
     def _new(self) -> Any:
         faiss = _faiss()
@@ -165,7 +208,7 @@ class AnnIndex:
 
     def flush(self) -> None:
         """Save in-memory changes (called on close)."""
-        with self.lock:
+        with self.lock.write():
             if self.index is not None and self.dirty:
                 self._save()
 
@@ -201,29 +244,36 @@ class AnnIndex:
         """The table's best `count` rows (matrix positions) and their exact inner products,
         best first. `allowed`: sorted row positions a filter permits (None: all).
 
-        The index is first brought to the table's generation, under the same lock, so every
-        row it returns is in `table`. One query runs on the calling thread through FAISS's C++
-        `search_c` with reused output buffers."""
-        faiss = _faiss()
+        An index already at the table's generation is searched under the shared lock; otherwise
+        it is brought there and searched under the exclusive one, so every row it returns is in
+        `table`. One query runs on the calling thread through FAISS's C++ `search_c`."""
         q = np.ascontiguousarray(query, np.float32)
-        with self.lock:
+        with self.lock.read():
+            if self.index is not None and self.generation == table.generation:
+                return self._search(q, count, allowed)
+        with self.lock.write():
             self._sync(table)
-            mask = self.live if allowed is None else self._mask(allowed)
-            params = None
-            if mask is not None:
-                params = faiss.SearchParametersHNSW(sel=mask.selector, efSearch=self.expansion)
-            if not self._out or self._out[0].shape[1] < count:
-                scores, labels = np.empty((1, count), np.float32), np.empty((1, count), np.int64)
-                self._out = scores, labels, faiss.swig_ptr(scores), faiss.swig_ptr(labels)
-            scores, labels, scores_ptr, labels_ptr = self._out
-            self.index.search_c(1, faiss.swig_ptr(q), count, scores_ptr, labels_ptr, params)
-            found = int(np.count_nonzero(labels[0, :count] >= 0))
-            return self.rows[labels[0, :found]], scores[0, :found].copy()
+            return self._search(q, count, allowed)
+
+    def _search(
+        self, q: np.ndarray, count: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        faiss = _faiss()
+        mask = self.live if allowed is None else self._mask(allowed)
+        params = None
+        if mask is not None:
+            params = faiss.SearchParametersHNSW(sel=mask.selector, efSearch=self.expansion)
+        scores, labels = np.empty((1, count), np.float32), np.empty((1, count), np.int64)
+        sp = faiss.swig_ptr
+        self.index.search_c(1, sp(q), count, sp(scores), sp(labels), params)
+        found = int(np.count_nonzero(labels[0] >= 0))
+        return self.rows[labels[0, :found]], scores[0, :found]
 
     def _mask(self, allowed: np.ndarray) -> _Mask:
         """The selector for a filter's rows. `FilterCache` hands out one array per filter and
         table generation, so selectors are cached by that array (held here: its id stays
-        unique while cached) until the index moves to another generation."""
+        unique while cached) until the index moves to another generation. Concurrent searches
+        may both build one; either is right."""
         cached = self._masks.get(id(allowed))
         if cached is not None and cached[0] is allowed:
             return cached[1]
