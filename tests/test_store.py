@@ -268,6 +268,30 @@ def test_threads_search_while_one_writes(tmp_path: Path, glove: np.ndarray) -> N
     col.close()
 
 
+def test_search_from_an_older_snapshot_keeps_the_index(tmp_path: Path, glove: np.ndarray) -> None:
+    """A search holding the table from just before a large write answers from that table
+    without rebuilding the index back to it."""
+    opts = AnnOptions(threshold=500)
+    col = Collection.open(tmp_path / "c", "glove-6b-50d", create=True, ann=opts)
+    col.add(None, ids=[f"w{i}" for i in range(2000)], vectors=glove[:2000])
+    old = col._table()
+    col.search(glove[0], k=1)
+    col.add(None, ids=[f"w{i}" for i in range(2000, 6000)], vectors=glove[2000:6000])
+    col.search(glove[0], k=1)  # the index moves to the new generation
+    ann, builds = col._ann(), col._ann().rebuilds
+    q = _unit(glove[N + 5]).astype(np.float32)
+    rows, scores = ann.search(old, q, 10)
+    assert ann.rebuilds == builds and ann.generation > old.generation
+    assert all(r < 2000 for r in rows)  # only rows the old table has
+    np.testing.assert_allclose(scores, _unit(glove[rows]) @ q, atol=1e-5)
+    want = np.argsort(-(_unit(glove[:2000]) @ q))[:10]
+    assert len(set(rows.tolist()) & set(want.tolist())) >= 8
+    allowed = np.arange(0, 2000, 2)
+    rows, _ = ann.search(old, q, 10, allowed)
+    assert len(rows) and all(r % 2 == 0 for r in rows)
+    col.close()
+
+
 def test_index_lock_shares_reads_and_excludes_writes() -> None:
     import threading
 

@@ -244,30 +244,46 @@ class AnnIndex:
         """The table's best `count` rows (matrix positions) and their exact inner products,
         best first. `allowed`: sorted row positions a filter permits (None: all).
 
-        An index already at the table's generation is searched under the shared lock; otherwise
-        it is brought there and searched under the exclusive one, so every row it returns is in
-        `table`. One query runs on the calling thread through FAISS's C++ `search_c`."""
+        An index at the table's generation or newer is searched under the shared lock (a newer
+        one is searched for the table's rows only: a search that read the table just before a
+        write never drags the index back). An older index is first brought up to the table
+        under the exclusive lock. One query runs on the calling thread through FAISS's C++
+        `search_c`."""
         q = np.ascontiguousarray(query, np.float32)
         with self.lock.read():
-            if self.index is not None and self.generation == table.generation:
-                return self._search(q, count, allowed)
+            if self.index is not None and self.generation >= table.generation:
+                return self._search(table, q, count, allowed)
         with self.lock.write():
-            self._sync(table)
-            return self._search(q, count, allowed)
+            if self.index is None or self.generation < table.generation:
+                self._sync(table)
+            return self._search(table, q, count, allowed)
 
     def _search(
-        self, q: np.ndarray, count: int, allowed: np.ndarray | None
+        self, table: VectorTable, q: np.ndarray, count: int, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         faiss = _faiss()
-        mask = self.live if allowed is None else self._mask(allowed)
+        current = self.generation == table.generation
+        if current:
+            mask = self.live if allowed is None else self._mask(allowed)
+        else:  # a table older than the index: only its rows may come back
+            rows = np.arange(len(table)) if allowed is None else allowed
+            mask = _Mask(self._labels_of(table, rows), len(self.rids))
         params = None
         if mask is not None:
             params = faiss.SearchParametersHNSW(sel=mask.selector, efSearch=self.expansion)
         scores, labels = np.empty((1, count), np.float32), np.empty((1, count), np.int64)
         sp = faiss.swig_ptr
         self.index.search_c(1, sp(q), count, sp(scores), sp(labels), params)
-        found = int(np.count_nonzero(labels[0] >= 0))
-        return self.rows[labels[0, :found]], scores[0, :found]
+        found = labels[0, : int(np.count_nonzero(labels[0] >= 0))]
+        if current:
+            return self.rows[found], scores[0, : len(found)]
+        return table.positions(self.rids[found]), scores[0, : len(found)]
+
+    def _labels_of(self, table: VectorTable, rows: np.ndarray) -> np.ndarray:
+        """Labels of those of `table`'s rows that the index holds."""
+        rids = table.rids[rows]
+        labels = np.minimum(np.searchsorted(self.rids, rids), max(len(self.rids) - 1, 0))
+        return labels[self.rids[labels] == rids] if len(self.rids) else labels[:0]
 
     def _mask(self, allowed: np.ndarray) -> _Mask:
         """The selector for a filter's rows. `FilterCache` hands out one array per filter and
