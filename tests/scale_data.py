@@ -1,10 +1,16 @@
-"""Shared input files for the scale tests, built from STS-B sentences (shipped data)."""
+"""Shared input files for the scale tests, built from STS-B sentences (shipped data), and
+readers of a job's output."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from embedbox import Embedder
 from embedbox.datasets import sts_b
 
 BAD = [
@@ -31,3 +37,23 @@ def write_jsonl(path: Path, n: int, bad: bool = True) -> list[dict[str, object]]
         lines.insert(30, "{not json")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return rows
+
+
+def read_output(folder: Path) -> pa.Table:
+    parts = [pq.read_table(p) for p in sorted(folder.glob("part-*.parquet"))]
+    return pa.concat_tables(parts, promote_options="default")  # files may differ in columns
+
+
+def vectors(table: pa.Table) -> np.ndarray:
+    width = table.schema.field("vector").type.list_size
+    flat = table.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
+    return np.asarray(flat).reshape(-1, width)
+
+
+def assert_vectors_match(
+    table: pa.Table, rows: list[dict[str, object]], embedder: Embedder
+) -> None:
+    """Each output row's vector equals `embedder.embed` of its input text."""
+    text = {str(r["doc"]): str(r["text"]) for r in rows}
+    ids = table.column("id").to_pylist()
+    np.testing.assert_allclose(vectors(table), embedder.embed([text[i] for i in ids]), atol=2e-5)

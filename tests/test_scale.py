@@ -13,18 +13,7 @@ import pytest
 from embedbox import Embedder
 from embedbox.errors import Conflict, InputError
 from embedbox.scale import JobSpec, read_errors, run_job
-from tests.scale_data import write_jsonl
-
-
-def read_output(folder: Path) -> pa.Table:
-    parts = [pq.read_table(p) for p in sorted(folder.glob("part-*.parquet"))]
-    return pa.concat_tables(parts, promote_options="default")  # files may differ in columns
-
-
-def vectors(table: pa.Table) -> np.ndarray:
-    width = table.schema.field("vector").type.list_size
-    flat = table.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False)
-    return np.asarray(flat).reshape(-1, width)
+from tests.scale_data import read_output, vectors, write_jsonl
 
 
 @pytest.fixture(scope="module")

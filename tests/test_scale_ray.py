@@ -12,14 +12,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from embedbox import Embedder
 from embedbox.scale import JobSpec, read_errors, run_job
-from tests.scale_data import write_jsonl
+from tests.scale_data import assert_vectors_match, read_output, write_jsonl
 
 pytest.importorskip("ray")
 
@@ -40,12 +37,9 @@ def test_ray_engine_matches_embed(tmp_path: Path, embedder: Embedder) -> None:
     report = run_job(spec)
     assert not ray.is_initialized()  # the job shut down the instance it started
     assert (report.engine, report.workers, report.rows, report.bad_rows) == ("ray", 2, 40, 4)
-    table = pa.concat_tables(pq.read_table(p) for p in sorted((tmp_path / "out").glob("part-*")))
-    ids = table.column("id").to_pylist()
-    assert sorted(ids) == sorted(str(r["doc"]) for r in rows)
-    text = {str(r["doc"]): str(r["text"]) for r in rows}
-    got = np.asarray(table.column("vector").combine_chunks().values).reshape(-1, 384)
-    np.testing.assert_allclose(got, embedder.embed([text[i] for i in ids]), atol=2e-5)
+    table = read_output(tmp_path / "out")
+    assert sorted(table.column("id").to_pylist()) == sorted(str(r["doc"]) for r in rows)
+    assert_vectors_match(table, rows, embedder)
     assert [e["id"] for e in read_errors(str(tmp_path / "out"))][:3] == [
         "bad-empty",
         "bad-type",
@@ -93,11 +87,7 @@ def test_ray_engine_on_an_existing_cluster(
     report = run_job(spec)
     assert not ray.is_initialized()  # disconnected; the cluster itself keeps running
     assert (report.rows, report.bad_rows) == (20, 4)
-    table = pa.concat_tables(pq.read_table(p) for p in sorted((tmp_path / "out").glob("part-*")))
-    ids = table.column("id").to_pylist()
-    text = {str(r["doc"]): str(r["text"]) for r in rows}
-    got = np.asarray(table.column("vector").combine_chunks().values).reshape(-1, 384)
-    np.testing.assert_allclose(got, embedder.embed([text[i] for i in ids]), atol=2e-5)
+    assert_vectors_match(read_output(tmp_path / "out"), rows, embedder)
     ray.init(address=ray_cluster)  # still up after the job disconnected
     assert ray.cluster_resources().get("CPU") == 2.0
     ray.shutdown()

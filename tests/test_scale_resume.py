@@ -10,13 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from embedbox import Embedder
 from embedbox.scale import JobSpec, run_job
-from tests.scale_data import write_jsonl
+from tests.scale_data import assert_vectors_match, read_output, write_jsonl
 
 
 def test_killed_job_resumes_without_duplicates_or_gaps(tmp_path: Path, embedder: Embedder) -> None:
@@ -51,10 +47,8 @@ def test_killed_job_resumes_without_duplicates_or_gaps(tmp_path: Path, embedder:
     assert report.skipped_shards == len(state["shards"]) and report.shards == 20
     assert report.rows + 20 * report.skipped_shards == 400
     assert not list(out.glob(".tmp-*"))
-    table = pa.concat_tables(pq.read_table(p) for p in sorted(out.glob("part-*.parquet")))
+    table = read_output(out)
     ids = table.column("id").to_pylist()
     assert len(ids) == len(set(ids)) == 400
     assert set(ids) == {str(r["doc"]) for r in rows}
-    text = {str(r["doc"]): str(r["text"]) for r in rows}
-    got = np.asarray(table.column("vector").combine_chunks().values).reshape(-1, 384)
-    np.testing.assert_allclose(got, embedder.embed([text[i] for i in ids]), atol=2e-5)
+    assert_vectors_match(table, rows, embedder)

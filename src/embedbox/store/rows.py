@@ -18,6 +18,10 @@ BATCH = 500  # values per SQL IN (...)
 HitRow = tuple[int, int, int, int, str, str, str, int]  # rid idx start end id text meta n_chunks
 
 
+def _marks(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
 def batches(values: Sequence[Any], size: int = BATCH) -> Iterator[list[Any]]:
     for start in range(0, len(values), size):
         yield list(values[start : start + size])
@@ -27,7 +31,7 @@ def existing(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, s
     """id -> (row id, content hash, metadata JSON) of the ids that are stored."""
     out: dict[str, tuple[int, str, str]] = {}
     for part in batches(ids):
-        marks = ",".join("?" * len(part))
+        marks = _marks(part)
         for rid, doc_id, h, meta in conn.execute(
             f"SELECT rid, id, hash, metadata FROM documents WHERE id IN ({marks})", part
         ):
@@ -39,7 +43,7 @@ def by_ids(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[str, str
     """id -> (text, metadata JSON) of the ids that are stored."""
     rows: dict[str, tuple[str, str]] = {}
     for part in batches(ids):
-        marks = ",".join("?" * len(part))
+        marks = _marks(part)
         for doc_id, text, meta in conn.execute(
             f"SELECT id, text, metadata FROM documents WHERE id IN ({marks})", part
         ):
@@ -83,7 +87,7 @@ def insert(
 
 def delete_docs(conn: sqlite3.Connection, rids: list[int]) -> None:
     for part in batches(rids):
-        marks = ",".join("?" * len(part))
+        marks = _marks(part)
         conn.execute(
             f"DELETE FROM fts WHERE rowid IN (SELECT rid FROM chunks WHERE doc IN ({marks}))",
             part,
@@ -129,20 +133,13 @@ def keyword(
 def hit_rows(conn: sqlite3.Connection, rids: list[int]) -> dict[int, HitRow]:
     """chunk row id -> (rid, idx, start, end, doc id, text, metadata JSON, n_chunks)."""
     found: dict[int, HitRow] = {}
-    for start in range(0, len(rids), BATCH):  # one query for any usual k
-        part = rids[start : start + BATCH]
-        sql = _HIT_SQL.get(len(part))
-        if sql is None:
-            sql = _HIT_SQL[len(part)] = (
-                "SELECT c.rid, c.idx, c.start, c.end, d.id, d.text, d.metadata, d.n_chunks "
-                f"FROM chunks c JOIN documents d ON d.rid = c.doc "
-                f"WHERE c.rid IN ({','.join('?' * len(part))})"
-            )
+    for part in batches(rids):  # one query for any usual k
+        sql = (
+            "SELECT c.rid, c.idx, c.start, c.end, d.id, d.text, d.metadata, d.n_chunks "
+            f"FROM chunks c JOIN documents d ON d.rid = c.doc WHERE c.rid IN ({_marks(part)})"
+        )
         found.update((row[0], row) for row in conn.execute(sql, part))
     return found
-
-
-_HIT_SQL: dict[int, str] = {}
 
 
 def doc_fields(
@@ -152,7 +149,6 @@ def doc_fields(
     cols = ("text" if text else "''") + ", " + ("metadata" if metadata else "'{}'")
     found: dict[int, tuple[str, str]] = {}
     for part in batches(doc_rids):
-        marks = ",".join("?" * len(part))
-        sql = f"SELECT rid, {cols} FROM documents WHERE rid IN ({marks})"
+        sql = f"SELECT rid, {cols} FROM documents WHERE rid IN ({_marks(part)})"
         found.update((rid, (t, m)) for rid, t, m in conn.execute(sql, part))
     return found

@@ -146,13 +146,7 @@ def vector_hits(
         fields = found.get(doc) if include else ("", "{}")
         if fields is None:
             continue
-        text, meta = fields
-        metadata = {} if meta == "{}" else json.loads(meta)
-        doc_id = table.ids[row]
-        if n_chunks > 1:
-            hits.append(Hit(doc_id, score, text[start:end], metadata, doc_id, (start, end), idx))
-        else:
-            hits.append(Hit(doc_id, score, text, metadata, None, (start, end), idx))
+        hits.append(_hit(table.ids[row], score, *fields, idx, start, end, n_chunks))
     return hits
 
 
@@ -165,12 +159,18 @@ def make_hits(conn: sqlite3.Connection, rids: list[int], scores: list[float]) ->
         if row is None:  # deleted since the matrix was read
             continue
         _, idx, start, end, doc_id, text, meta, n_chunks = row
-        metadata = {} if meta == "{}" else json.loads(meta)
-        if n_chunks > 1:
-            hits.append(Hit(doc_id, score, text[start:end], metadata, doc_id, (start, end), idx))
-        else:
-            hits.append(Hit(doc_id, score, text, metadata, None, (start, end), idx))
+        hits.append(_hit(doc_id, score, text, meta, idx, start, end, n_chunks))
     return hits
+
+
+def _hit(
+    doc_id: str, score: float, text: str, meta: str, idx: int, start: int, end: int, chunks: int
+) -> Hit:
+    """A hit from its row fields: a chunked document's hit carries its window of the text."""
+    metadata = {} if meta == "{}" else json.loads(meta)
+    if chunks > 1:
+        return Hit(doc_id, score, text[start:end], metadata, doc_id, (start, end), idx)
+    return Hit(doc_id, score, text, metadata, None, (start, end), idx)
 
 
 def only(hits: list[Hit], include: frozenset[str]) -> list[Hit]:
