@@ -347,20 +347,20 @@ def similar_images(
         if not isinstance(query, str):
             raise InputError("a text query must be a string")
         return list(collection.search(enc.embed_texts([query])[0], k=k, where=where))
-    if isinstance(query, str) and len(query) < 1024 and _has_item(collection, query):
-        item = collection.get([query], include_vectors=True)[0]
+    item = _item(collection, query) if isinstance(query, str) and len(query) < 1024 else None
+    if item is not None:
         hits = collection.search(item.vector, k=k + 1, where=where)
         return [h for h in hits if h.id != query][:k]
     vec = enc.embed_images([load_image(query, _name(query))])[0]
     return list(collection.search(vec, k=k, where=where))
 
 
-def _has_item(collection: Any, item_id: str) -> bool:
+def _item(collection: Any, item_id: str) -> Any:
+    """The item with this id, with its vector, or None."""
     try:
-        collection.get([item_id])
+        return collection.get([item_id], include_vectors=True)[0]
     except NotFound:
-        return False
-    return True
+        return None
 
 
 def _name(query: Any) -> str:

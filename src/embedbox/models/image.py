@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from embedbox.embed import validate_texts
 from embedbox.errors import InputError, ModelNotFound
 
 DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
@@ -164,11 +165,7 @@ class ClipEncoder(ImageEncoder):
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """float32 (n, dim), L2-normalised text vectors in the image space."""
-        if isinstance(texts, str):
-            raise InputError("embed_texts takes a list of texts; wrap one string in a list")
-        for i, t in enumerate(texts):
-            if not isinstance(t, str) or not t.strip():
-                raise InputError(f"text {i} is empty or not a string: {t!r}")
+        texts = validate_texts(texts, allow_empty=False)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         # SigLIP was trained on texts padded to the full length; CLIP pools at the end token.
