@@ -384,7 +384,9 @@ async def embed_images(body: EmbedImages, request: Request) -> ImageEmbeddingsOu
     )
 
 
-@images.post("/collections/{name}/images/similar", response_model=SearchResponse, responses=ERRORS)
+@image_collections.post(
+    "/collections/{name}/images/similar", response_model=SearchResponse, responses=ERRORS
+)
 async def similar_images(name: Name, body: SimilarImages, request: Request) -> SearchResponse:
     """Images of an image collection most like an item (`id`), an image, or a text (CLIP)."""
     from embedbox.server.collections import _collection, _where
