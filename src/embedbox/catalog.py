@@ -196,6 +196,7 @@ CATALOG: tuple[ModelSpec, ...] = (
 )
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
 
 
 def find(name: str) -> ModelSpec | None:

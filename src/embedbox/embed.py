@@ -16,7 +16,7 @@ from embedbox.catalog import DEFAULT_TEXT_MODEL, ModelSpec
 from embedbox.errors import InputError, TruncationError
 from embedbox.models.text import TextEncoder, read_model_info
 from embedbox.quantize import Int8Calibration, Precision, check_precision, quantize
-from embedbox.similarity import Metric, similarity_matrix
+from embedbox.similarity import Metric, shorten, similarity_matrix
 
 Compute = Literal["auto", "fp32", "bf16", "fp16"]
 Progress = Callable[[int, int], None]
@@ -244,14 +244,8 @@ class Embedder:
         with self._lock:
             self.encoder.set_task(task)
             result = self._encode(texts, prefix, truncate, long_text, progress)
-        vectors = result.vectors
-        if dimensions is not None and dimensions < vectors.shape[1]:
-            vectors = vectors[:, :dimensions]
-        if self.info.normalize:
-            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        cal = self._calibration(precision, dimensions)
-        result.vectors = quantize(vectors, precision, cal)
+        vectors = shorten(result.vectors, dimensions, self.info.normalize)
+        result.vectors = quantize(vectors, precision, self._calibration(precision, dimensions))
         return result
 
     # ---- internals -------------------------------------------------------------------
@@ -306,9 +300,7 @@ class Embedder:
                 from embedbox.datasets import calibration_texts
 
                 self._calibration_vectors = self.embed(calibration_texts())
-            sample = self._calibration_vectors[:, :width]
-            if self.info.normalize:
-                sample = sample / np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)
+            sample = shorten(self._calibration_vectors, width, self.info.normalize)
             self._int8[width] = Int8Calibration.fit(sample)
         return self._int8[width]
 

@@ -220,7 +220,8 @@ def embed_images(
 
 
 def _encoder(encoder: ImageEncoder | str | None) -> ImageEncoder:
-    from embedbox.models.image import DEFAULT_IMAGE_MODEL, load_image_encoder
+    from embedbox.catalog import DEFAULT_IMAGE_MODEL
+    from embedbox.models.image import load_image_encoder
 
     if encoder is None or isinstance(encoder, str):
         return load_image_encoder(encoder or DEFAULT_IMAGE_MODEL)
@@ -244,8 +245,9 @@ def open_image_collection(
 ) -> Any:
     """Open (or with `create=True` make) a collection of images for `model` (default
     efficientnet-lite0; a CLIP/SigLIP folder makes a text-image collection)."""
+    from embedbox.catalog import DEFAULT_IMAGE_MODEL
     from embedbox.collection import Collection
-    from embedbox.models.image import DEFAULT_IMAGE_MODEL, load_image_encoder
+    from embedbox.models.image import load_image_encoder
 
     if not create:
         col = Collection.open(name, model, data_dir=data_dir)

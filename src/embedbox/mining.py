@@ -105,13 +105,12 @@ def _exact(
 def _ann(
     x: np.ndarray, opts: MiningOptions, progress: Progress | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    import faiss
+    from embedbox.store.ann import AnnOptions, new_hnsw
 
     n = len(x)
     k = min(n, (opts.top_k or opts.ann_neighbours) + 1)
-    index = faiss.IndexHNSWFlat(x.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 128
-    index.hnsw.efSearch = max(64, k)
+    index = new_hnsw(x.shape[1], AnnOptions())
+    index.hnsw.efSearch = max(index.hnsw.efSearch, k)
     x = np.ascontiguousarray(x, np.float32)
     for start in range(0, n, 8192):
         index.add(x[start : start + 8192])

@@ -29,6 +29,13 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def shorten(vectors: np.ndarray, dimensions: int | None, renormalize: bool) -> np.ndarray:
+    """The first `dimensions` columns (Matryoshka; None: all), re-normalised when the model
+    normalises its vectors."""
+    out = vectors if dimensions is None else vectors[:, :dimensions]
+    return normalize(out) if renormalize else np.ascontiguousarray(out, dtype=np.float32)
+
+
 def similarity_matrix(a: np.ndarray, b: np.ndarray, metric: Metric = "cosine") -> np.ndarray:
     """(m, d) x (n, d) -> (m, n) similarities."""
     a, b = as_matrix(a, "a"), as_matrix(b, "b")

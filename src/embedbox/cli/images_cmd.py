@@ -9,6 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from embedbox.catalog import DEFAULT_IMAGE_MODEL
 from embedbox.cli.common import (
     DataDirOpt,
     JsonOpt,
@@ -27,7 +28,7 @@ images_app = typer.Typer(
 app.add_typer(images_app, name="images")
 
 ImageModelOpt = typer.Option(
-    "efficientnet-lite0", "--model", "-m", help="efficientnet-lite0, or a CLIP/SigLIP folder."
+    DEFAULT_IMAGE_MODEL, "--model", "-m", help="efficientnet-lite0, or a CLIP/SigLIP folder."
 )
 
 
@@ -100,7 +101,7 @@ def classify(
     from embedbox.images import load_images
     from embedbox.models.image import EfficientNetEncoder, load_image_encoder
 
-    enc = load_image_encoder("efficientnet-lite0")
+    enc = load_image_encoder(DEFAULT_IMAGE_MODEL)
     assert isinstance(enc, EfficientNetEncoder)
     batch = load_images(inputs)  # a named bad file is an error; folders skip and report
     _report_skipped(batch.skipped)

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from embedbox.catalog import DEFAULT_IMAGE_MODEL
 from embedbox.cli.common import ComputeOpt, DataDirOpt, app, err_console
 from embedbox.errors import InputError
+from embedbox.words import DEFAULT_WORD_MODEL
 
 if TYPE_CHECKING:
     from embedbox.server.settings import ServerSettings
@@ -32,10 +34,10 @@ def serve(
         help="Serve this model too, loaded on first use (others load at start); repeatable.",
     ),
     word_model: str = typer.Option(
-        "glove-6b-50d", "--word-model", help="Word vectors for /words/... ('none': off)."
+        DEFAULT_WORD_MODEL, "--word-model", help="Word vectors for /words/... ('none': off)."
     ),
     image_model: str = typer.Option(
-        "efficientnet-lite0", "--image-model", help="Image model for /images/... ('none': off)."
+        DEFAULT_IMAGE_MODEL, "--image-model", help="Image model for /images/... ('none': off)."
     ),
     compute: str = ComputeOpt,
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from embedbox.cli.common import JsonOpt, app, console, err_console, print_json, progress_bar
 from embedbox.errors import InputError
+from embedbox.words import DEFAULT_WORD_MODEL
 
 words_app = typer.Typer(
     help="Word vectors (GloVe by default): similar words, analogies, odd-one-out, eval, train.",
@@ -19,7 +20,7 @@ words_app = typer.Typer(
 app.add_typer(words_app, name="words")
 
 WordModelOpt = typer.Option(
-    "glove-6b-50d", "--model", "-m", help="glove-6b-50d, or a word2vec / GloVe / FastText file."
+    DEFAULT_WORD_MODEL, "--model", "-m", help="glove-6b-50d, or a word2vec / GloVe / FastText file."
 )
 PickleOpt = typer.Option(
     False, "--allow-pickle", help="Allow gensim .kv/.model files (pickles: trusted files only)."

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from embedbox.catalog import DEFAULT_IMAGE_MODEL
 from embedbox.embed import validate_texts
 from embedbox.errors import InputError, ModelNotFound
 
-DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
 Progress = Callable[[int, int], None]
 CLIP_TYPES = ("clip", "siglip", "siglip2")
 

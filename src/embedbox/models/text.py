@@ -143,6 +143,9 @@ class TextEncoder:
         self.info = info
         self.device = torch.device(device)
         self.dtype = dtype
+        self.adapters = _task_adapters(info.path)
+        if compile and self.adapters:  # before loading the weights
+            raise InputError("compile=True is not supported for models with task adapters")
         hf_logging.set_verbosity_error()  # length warnings are reported by embedbox itself
         hf_logging.disable_progress_bar()
         logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -153,15 +156,12 @@ class TextEncoder:
             )
         except (OSError, ValueError) as exc:
             raise ModelNotFound(f"cannot load the model in {info.path}: {exc}") from exc
-        self.adapters = _task_adapters(info.path)
         if self.adapters:
             model = _with_adapters(model, self.adapters)
         self.model = model.to(self.device).eval()
         self._forward: Any = self.model
         self.compiled = False
         if compile:
-            if self.adapters:
-                raise InputError("compile=True is not supported for models with task adapters")
             # Dynamic shapes: one graph serves every batch size and length (a batch of one is
             # padded to two rows, since dynamo specialises sizes 0 and 1). Freezing folds the
             # weights into the graph so inductor can pre-pack them for oneDNN.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedbox.embed import Embedder
+from embedbox.embed import DTYPES, Embedder
 from embedbox.errors import Conflict, InputError
 from embedbox.scale import manifest as mf
 from embedbox.scale.engines import run_local, run_ray
@@ -137,8 +137,7 @@ def run_job(
 def _check_embedder(emb: Embedder, spec: JobSpec) -> None:
     from embedbox.store.prepare import canonical_model
 
-    compute = str(emb.dtype).removeprefix("torch.").replace("float32", "fp32")
-    compute = compute.replace("bfloat16", "bf16").replace("float16", "fp16")
+    compute = next(name for name, dtype in DTYPES.items() if dtype == emb.dtype)
     if canonical_model(emb.name) != canonical_model(spec.model) or spec.compute not in (
         "auto",
         compute,

@@ -18,6 +18,7 @@ from embedbox.server.limits import check_texts
 from embedbox.server.pool import ModelPool
 from embedbox.server.schemas import ErrorResponse
 from embedbox.server.settings import ServerSettings
+from embedbox.similarity import shorten
 
 # Error responses documented on every route (so the OpenAPI schema tells the whole truth).
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -96,14 +97,6 @@ async def embed_texts(
     if dimensions is not None and dimensions < result.vectors.shape[1]:
         result.vectors = shorten(result.vectors, dimensions, embedder.info.normalize)
     return Embedded(name, embedder, result)
-
-
-def shorten(vectors: np.ndarray, dimensions: int, normalize: bool) -> np.ndarray:
-    """First `dimensions` columns, re-normalised when the model normalises (as `Embedder` does)."""
-    out = vectors[:, :dimensions]
-    if normalize:
-        out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def to_base64(vector: np.ndarray) -> str:

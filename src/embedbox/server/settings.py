@@ -6,10 +6,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from embedbox.catalog import DEFAULT_TEXT_MODEL
+from embedbox.catalog import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
 from embedbox.words import DEFAULT_WORD_MODEL
-
-DEFAULT_IMAGE_MODEL = "efficientnet-lite0"  # embedbox.models.image's default, without torch
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from embedbox.errors import InputError
+from embedbox.images import IMAGE_SUFFIXES
 from embedbox.projection import ProjectMethod
 from embedbox.server.auth import require_read
 from embedbox.server.errors import ApiError
@@ -34,7 +35,6 @@ from embedbox.server.service import ERRORS
 
 STATIC_DIR = Path(__file__).with_name("static")
 IMAGE_KEYS = ("image", "image_path", "path", "file")
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 MAX_POINTS = 2000  # a map above this many items is drawn from a seeded random sample
 MAX_META_CHARS = 80  # longer metadata strings are left out of map points
 

@@ -55,6 +55,15 @@ class AnnOptions:
     oversample: int = 4
 
 
+def new_hnsw(dim: int, options: AnnOptions) -> Any:
+    """An empty FAISS HNSW index (inner product) with these settings."""
+    faiss = _faiss()
+    index = faiss.IndexHNSWFlat(dim, options.connectivity, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = options.expansion_add
+    index.hnsw.efSearch = options.expansion_search
+    return index
+
+
 class _Mask:
     """A FAISS selector of index labels, with the bitmap it points into kept alive."""
 
@@ -129,14 +138,6 @@ class AnnIndex:
         self.dirty = 0  # vectors added in memory but not yet saved
         self._masks: dict[int, tuple[np.ndarray, _Mask]] = {}
 
-    def _new(self) -> Any:
-        faiss = _faiss()
-        o = self.options
-        index = faiss.IndexHNSWFlat(self.dim, o.connectivity, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = o.expansion_add
-        index.hnsw.efSearch = o.expansion_search
-        return index
-
     @property
     def expansion(self) -> int:
         """The search beam width (HNSW efSearch)."""
@@ -199,7 +200,7 @@ class AnnIndex:
         return True
 
     def _build(self, table: VectorTable) -> None:
-        index = self._new()
+        index = new_hnsw(self.dim, self.options)
         if len(table):
             index.add(table.matrix)
         self.index, self.rids = index, table.rids.copy()
