@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from embedbox.errors import EmbedboxError, InputError
 from embedbox.server.auth import require_read
 from embedbox.server.errors import ApiError
+from embedbox.server.limits import check_count, check_text
 from embedbox.server.schemas import HitOut, Metadata, SearchResponse
 from embedbox.server.service import ERRORS, encode_vectors, settings_of
 from embedbox.server.settings import ServerSettings
@@ -206,22 +207,9 @@ def _known(wv: WordVectors, text: str, param: str) -> np.ndarray:
 async def _words(request: Request, checks: list[tuple[str, str]]) -> WordVectors:
     """Load the word vectors and check every (param, text) before any work is done."""
     s = settings_of(request)
-    field = checks[0][0].split("[")[0]
-    if len(checks) > s.max_inputs:
-        raise ApiError(
-            400,
-            f"{field} has {len(checks)} words; this server accepts at most {s.max_inputs}",
-            param=field,
-            code="too_many_inputs",
-        )
+    check_count(len(checks), s.max_inputs, checks[0][0].split("[")[0], "words")
     for param, text in checks:
-        if not text.strip():
-            raise ApiError(400, f"{param} is empty or whitespace only", param=param)
-        if len(text) > s.max_input_chars:
-            raise ApiError(
-                400, f"{param} has {len(text)} characters; the limit is {s.max_input_chars}",
-                param=param, code="input_too_long",
-            )  # fmt: skip
+        check_text(text, param, s.max_input_chars)
     wv: WordVectors = await request.app.state.word_model.get()
     for param, text in checks:
         _known(wv, text, param)
@@ -351,13 +339,7 @@ def _bad_image(param: str, why: str) -> ApiError:
 
 def _decode_all(request: Request, items: list[str], param: str) -> list[Image]:
     s = settings_of(request)
-    if len(items) > s.max_images:
-        raise ApiError(
-            400,
-            f"{param} has {len(items)} images; this server accepts at most {s.max_images}",
-            param=param,
-            code="too_many_inputs",
-        )
+    check_count(len(items), s.max_images, param, "images")
     return [decode_image(v, f"{param}[{i}]", s.max_image_pixels) for i, v in enumerate(items)]
 
 

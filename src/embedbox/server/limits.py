@@ -75,28 +75,33 @@ def check_texts(texts: list[str], max_inputs: int, max_chars: int, param: str = 
     """At least one text, at most `max_inputs`, none empty, none over `max_chars` characters."""
     if not texts:
         raise ApiError(400, f"{param} must hold at least one text", param=param, code="empty_input")
-    if len(texts) > max_inputs:
+    check_count(len(texts), max_inputs, param, "items", " per request")
+    for i, text in enumerate(texts):
+        check_text(text, f"{param}[{i}]", max_chars)
+
+
+def check_count(n: int, limit: int, param: str, noun: str, suffix: str = "") -> None:
+    """At most `limit` inputs in `param`."""
+    if n > limit:
         raise ApiError(
             400,
-            f"{param} has {len(texts)} items; this server accepts at most {max_inputs} per request",
+            f"{param} has {n} {noun}; this server accepts at most {limit}{suffix}",
             param=param,
             code="too_many_inputs",
         )
-    for i, text in enumerate(texts):
-        if not text.strip():
-            raise ApiError(
-                400,
-                f"{param}[{i}] is empty or whitespace only",
-                param=f"{param}[{i}]",
-                code="empty_input",
-            )
-        if len(text) > max_chars:
-            raise ApiError(
-                400,
-                f"{param}[{i}] has {len(text)} characters; the limit is {max_chars}",
-                param=f"{param}[{i}]",
-                code="input_too_long",
-            )
+
+
+def check_text(text: str, param: str, max_chars: int) -> None:
+    """Not empty, not over `max_chars` characters."""
+    if not text.strip():
+        raise ApiError(400, f"{param} is empty or whitespace only", param=param, code="empty_input")
+    if len(text) > max_chars:
+        raise ApiError(
+            400,
+            f"{param} has {len(text)} characters; the limit is {max_chars}",
+            param=param,
+            code="input_too_long",
+        )
 
 
 def check_collection_name(name: str, param: str = "name") -> None:
