@@ -444,6 +444,8 @@ class Collection:
             allowed = self._filters.allowed(self.conn, table, where)
             ann = self._ann() if len(table) > self.ann_options.threshold else None
         rows, scores = sr.vector_top(table, ann, qvec, k, allowed, self.ann_options)
+        if not fields:  # answered from memory: no database read, so no lock
+            return sr.vector_hits(self.conn, table, rows, scores, fields)
         with self._lock:
             return sr.vector_hits(self.conn, table, rows, scores, fields)
 

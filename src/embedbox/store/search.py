@@ -135,18 +135,19 @@ def vector_hits(
     """Hits for ranked matrix rows. Ids and chunk spans come from the table; text and metadata,
     when included, from one SQL query (documents deleted since the table was read are left
     out). Fields not included are empty."""
+    chunks = table.chunks[rows].tolist()
+    if not include:
+        return [
+            _hit(table.ids[row], score, "", "{}", *chunk)
+            for row, score, chunk in zip(rows.tolist(), scores.tolist(), chunks, strict=True)
+        ]
     docs = table.docs[rows].tolist()
-    found: dict[int, tuple[str, str]] = {}
-    if include:
-        found = sq.doc_fields(conn, docs, "text" in include, "metadata" in include)
+    found = sq.doc_fields(conn, docs, "text" in include, "metadata" in include)
     hits = []
-    for row, doc, score, (idx, start, end, n_chunks) in zip(
-        rows.tolist(), docs, scores.tolist(), table.chunks[rows].tolist(), strict=True
-    ):
-        fields = found.get(doc) if include else ("", "{}")
-        if fields is None:
-            continue
-        hits.append(_hit(table.ids[row], score, *fields, idx, start, end, n_chunks))
+    for row, doc, score, chunk in zip(rows.tolist(), docs, scores.tolist(), chunks, strict=True):
+        fields = found.get(doc)
+        if fields is not None:  # else deleted since the table was read
+            hits.append(_hit(table.ids[row], score, *fields, *chunk))
     return hits
 
 
