@@ -7,6 +7,8 @@ the model's own forward pass scores), plus text-to-image search in a collection.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import torch
 from PIL import Image
 from skimage import data
 
+import embedbox.models.image as image_mod
 from embedbox.errors import InputError, ModelNotFound
 from embedbox.images import add_images, open_image_collection, similar_images
 from embedbox.models import resolve
@@ -30,7 +33,7 @@ TOWER = {
 }
 
 
-def _save_tiny(kind: str, folder: Path) -> Path:
+def _save_tiny(kind: str, folder: Path, positions: int = 16) -> Path:
     from transformers import (
         AutoTokenizer,
         CLIPConfig,
@@ -52,7 +55,9 @@ def _save_tiny(kind: str, folder: Path) -> Path:
         processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size=32)
     else:
         model = SiglipModel(
-            SiglipConfig(text_config={**text, "max_position_embeddings": 16}, vision_config=vision)
+            SiglipConfig(
+                text_config={**text, "max_position_embeddings": positions}, vision_config=vision
+            )
         )
         processor = SiglipImageProcessor(size={"height": 32, "width": 32})
     model.save_pretrained(folder)
@@ -132,3 +137,54 @@ def test_errors_for_wrong_models(tmp_path: Path) -> None:
         ClipEncoder(minilm)
     with pytest.raises(ModelNotFound, match="not found"):
         load_image_encoder(str(tmp_path / "no-such-clip"))
+
+
+def test_path_spellings_share_one_encoder(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[Path] = []
+
+    class Counted(ClipEncoder):
+        def __init__(self, path: Path, name: str | None = None) -> None:
+            built.append(path)
+            super().__init__(path, name)
+
+    monkeypatch.setattr(image_mod, "_loaded", {})
+    monkeypatch.setattr(image_mod, "ClipEncoder", Counted)
+    monkeypatch.chdir(tiny.parent)
+    monkeypatch.setenv("HOME", str(tiny.parent))
+    first = load_image_encoder(tiny.name)
+    for spelling in (f"./{tiny.name}", f"~/{tiny.name}", str(tiny), Path(os.path.relpath(tiny))):
+        assert load_image_encoder(spelling) is first
+    assert built == [tiny.resolve()] and first.source == tiny.name
+    col = open_image_collection("tiny", tmp_path / "data", model=str(tiny), create=True)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _photos()[0].save(folder / "coffee.png")
+    assert len(add_images(col, folder, first).ids) == 1  # loaded by another spelling: no Conflict
+    assert len(similar_images(col, "a cup of coffee", first, k=1, text=True)) == 1
+    col.close()
+
+
+def test_create_collection_reads_config_not_weights(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the encoder was built")
+
+    monkeypatch.setattr(image_mod, "_loaded", {})
+    monkeypatch.setattr(ClipEncoder, "__init__", refuse)
+    col = open_image_collection("tiny", tmp_path / "data", model=str(tiny), create=True)
+    expected = 16 if json.loads((tiny / "config.json").read_text())["model_type"] == "clip" else 32
+    assert (col.kind, col.dim) == ("text-image", expected)
+    col.close()
+
+
+def test_text_length_default_when_config_json_leaves_it_out(tmp_path: Path) -> None:
+    folder = _save_tiny("siglip", tmp_path / "siglip", positions=64)  # SigLIP's default length
+    config = json.loads((folder / "config.json").read_text())
+    del config["text_config"]["max_position_embeddings"]  # as google/siglip-base-patch16-224
+    (folder / "config.json").write_text(json.dumps(config))
+    enc = load_image_encoder(str(folder))
+    assert isinstance(enc, ClipEncoder) and enc.max_tokens == 64
+    assert enc.embed_texts(["a long text " * 40]).shape == (1, 32)

@@ -31,7 +31,12 @@ from embedbox.models.efficientnet import (
     load_state,
     map_keys,
 )
-from embedbox.models.image import EfficientNetEncoder, efficientnet_weights, load_image_encoder
+from embedbox.models.image import (
+    EfficientNetEncoder,
+    Label,
+    efficientnet_weights,
+    load_image_encoder,
+)
 
 PHOTOS = ["coffee", "chelsea", "astronaut", "rocket", "hubble_deep_field", "logo",
           "retina", "camera", "coins", "immunohistochemistry"]  # fmt: skip
@@ -222,3 +227,124 @@ def test_cli_add_images_then_similar_by_id(photos: Path, tmp_path: Path) -> None
     text_col = runner.invoke(app, ["images", "similar", "x", "--collection", "nope",
                                    "--data-dir", str(data_dir)])  # fmt: skip
     assert text_col.exit_code != 0
+
+
+def _album(photos: Path, folder: Path) -> Path:
+    """Four photos and one corrupt file in the middle of the sorted order."""
+    folder.mkdir()
+    for name, photo in zip("abde", PHOTOS[:4], strict=True):
+        (folder / f"{name}.png").write_bytes((photos / f"{photo}.png").read_bytes())
+    (folder / "c.png").write_text("not an image")
+    return folder
+
+
+def test_embed_images_streams_in_batches(
+    encoder: EfficientNetEncoder, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import embedbox.images as images_mod
+
+    folder = _album(photos, tmp_path / "album")
+    events: list[str | int] = []  # "decode" per image read, then the size of each embed call
+    load, embed = images_mod.load_image, encoder.embed_images
+
+    def spy_load(item: object, name: str = "image") -> Image.Image:
+        events.append("decode")
+        return load(item, name)
+
+    def spy_embed(images: list[Image.Image], **kw: object) -> np.ndarray:
+        events.append(len(images))
+        return embed(images)
+
+    whole = embed_images([str(folder)], encoder)
+    monkeypatch.setattr(images_mod, "load_image", spy_load)
+    monkeypatch.setattr(encoder, "embed_images", spy_embed)
+    seen: list[tuple[int, int]] = []
+    parts = embed_images([str(folder)], encoder, progress=lambda *a: seen.append(a), batch=2)
+    assert events == ["decode", "decode", 2, "decode", "decode", 1, "decode", 1]
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+    assert parts.names == whole.names
+    assert [Path(n).name for n in parts.names] == ["a.png", "b.png", "d.png", "e.png"]
+    assert parts.skipped == whole.skipped
+    assert [Path(s.item).name for s in parts.skipped] == ["c.png"]
+    assert parts.vectors.shape == (4, 1280) and parts.vectors.dtype == np.float32
+    assert np.allclose(parts.vectors, whole.vectors, atol=1e-5)
+    with pytest.raises(InputError, match=r"c\.png: not a readable image"):  # named: still raises
+        embed_images([str(folder / "a.png"), str(folder / "c.png")], encoder, batch=1)
+    skip = embed_images([str(folder / "c.png"), str(folder)], encoder, on_error="skip", batch=2)
+    assert [Path(s.item).name for s in skip.skipped] == ["c.png", "c.png"]
+    assert skip.names == whole.names and np.allclose(skip.vectors, whole.vectors, atol=1e-5)
+    for bad in (0, -1, 2.5, "2"):
+        with pytest.raises(InputError, match="batch must be a positive integer"):
+            embed_images([str(folder)], encoder, batch=bad)  # type: ignore[arg-type]
+
+
+def test_cli_classify_streams_in_batches(
+    encoder: EfficientNetEncoder, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import embedbox.images as images_mod
+
+    folder = _album(photos, tmp_path / "album")
+    args = ["images", "classify", str(folder), str(photos / "rocket.png"), "--json"]
+    whole = runner.invoke(app, args)
+    assert whole.exit_code == 0, whole.output
+    sizes: list[int] = []
+    classify, batches = encoder.classify, images_mod.image_batches
+
+    def spy_classify(images: list[Image.Image], k: int = 5) -> list[list[Label]]:
+        sizes.append(len(images))
+        return classify(images, k=k)
+
+    monkeypatch.setattr(encoder, "classify", spy_classify)
+    monkeypatch.setattr(images_mod, "image_batches", lambda items: batches(items, batch=2))
+    parts = runner.invoke(app, args)
+    assert parts.exit_code == 0, parts.output
+    assert sizes == [2, 1, 2]  # inputs a, b | c (unreadable), d | e, rocket
+    assert parts.stdout == whole.stdout
+    rows = json.loads(parts.stdout)
+    assert [Path(r["image"]).name for r in rows] == [*(f"{c}.png" for c in "abde"), "rocket.png"]
+    assert "skipped" in parts.stderr and "c.png" in parts.stderr
+
+
+def test_image_model_aliases_share_one_encoder(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import embedbox.models.image as image_mod
+
+    built: list[Path] = []
+
+    class Counted(EfficientNetEncoder):
+        def __init__(self, weights: Path, name: str = "efficientnet-lite0") -> None:
+            built.append(weights)
+            super().__init__(weights, name)
+
+    monkeypatch.setattr(image_mod, "_loaded", {})
+    monkeypatch.setattr(image_mod, "EfficientNetEncoder", Counted)
+    first = load_image_encoder("efficientnet-lite0")
+    assert load_image_encoder("tf_efficientnet_lite0") is first
+    assert load_image_encoder("EfficientNet-Lite0") is first and len(built) == 1
+    assert first.source == "efficientnet-lite0"  # the first caller's name, never overwritten
+    monkeypatch.chdir(efficientnet_weights().parent)
+    pth = load_image_encoder(efficientnet_weights())
+    assert load_image_encoder(efficientnet_weights().name) is pth and len(built) == 2
+    col = open_image_collection("tf", tmp_path / "data", model="tf_efficientnet_lite0", create=True)
+    assert len(add_images(col, photos / "coffee.png", first).ids) == 1  # an alias: no Conflict
+    with pytest.raises(InputError, match="batch must be a positive integer"):
+        add_images(col, photos, first, batch=0)
+    col.close()
+
+
+@pytest.mark.parametrize("which", ["efficientnet-lite0", "pth"])
+def test_create_image_collection_loads_no_weights(
+    which: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import embedbox.models.image as image_mod
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the encoder was built")
+
+    model = which if which != "pth" else str(efficientnet_weights())
+    monkeypatch.setattr(image_mod, "_loaded", {})
+    monkeypatch.setattr(EfficientNetEncoder, "__init__", refuse)
+    col = open_image_collection("new", tmp_path / "data", model=model, create=True)
+    assert (col.kind, col.dim, col.model) == ("image", 1280, model)
+    col.close()

@@ -14,7 +14,7 @@ import base64
 import binascii
 import io
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -177,19 +177,51 @@ def _b64(text: str, name: str) -> bytes:
 def load_images(
     items: ImageInput | Sequence[ImageInput], on_error: OnError = "raise"
 ) -> ImageBatch:
-    """Decode many inputs; folders expand to their images and always skip unreadable files."""
+    """Decode many inputs at once (`image_batches` holds only a batch in memory); folders
+    expand to their images and always skip unreadable files."""
+    out = ImageBatch()
+    for part in image_batches(items, on_error=on_error):
+        out.images += part.images
+        out.names += part.names
+        out.skipped += part.skipped
+    return out
+
+
+def image_batches(
+    items: ImageInput | Sequence[ImageInput], batch: int = 64, on_error: OnError = "raise"
+) -> Iterator[ImageBatch]:
+    """Decode inputs `batch` at a time, one `ImageBatch` each (the last may be shorter);
+    folders expand to their images and always skip unreadable files."""
+    _check_batch(batch)
+    _check_on_error(on_error)
+    return _decode(list(_expand(items)), batch, on_error)
+
+
+def _check_batch(batch: int) -> None:
+    if not isinstance(batch, int) or batch < 1:
+        raise InputError(f"batch must be a positive integer, got {batch!r}")
+
+
+def _check_on_error(on_error: OnError) -> None:
     if on_error not in ("raise", "skip"):
         raise InputError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
-    batch = ImageBatch()
-    for source, label, from_folder in _expand(items):
-        try:
-            batch.images.append(load_image(source, label))
-            batch.names.append(label)
-        except (InputError, NotFound) as exc:
-            if on_error == "raise" and not from_folder:
-                raise
-            batch.skipped.append(Skipped(label, str(exc).removeprefix(f"{label}: ")))
-    return batch
+
+
+def _decode(
+    inputs: Sequence[tuple[Any, str, bool]], batch: int, on_error: OnError
+) -> Iterator[ImageBatch]:
+    """Decode (input, name, came from a folder) triples, `batch` inputs per `ImageBatch`."""
+    for start in range(0, len(inputs), batch):
+        part = ImageBatch()
+        for source, label, from_folder in inputs[start : start + batch]:
+            try:
+                part.images.append(load_image(source, label))
+                part.names.append(label)
+            except (InputError, NotFound) as exc:
+                if on_error == "raise" and not from_folder:
+                    raise
+                part.skipped.append(Skipped(label, str(exc).removeprefix(f"{label}: ")))
+        yield part
 
 
 def _expand(items: ImageInput | Sequence[ImageInput]) -> Iterable[tuple[Any, str, bool]]:
@@ -211,12 +243,30 @@ def embed_images(
     encoder: ImageEncoder | str | None = None,
     on_error: OnError = "raise",
     progress: Progress | None = None,
+    batch: int = 64,
 ) -> ImageEmbeddings:
-    """Embed images -> `ImageEmbeddings` (float32 (n, dim) L2-normalised, names, skipped)."""
+    """Embed images -> `ImageEmbeddings` (float32 (n, dim) L2-normalised, names, skipped).
+
+    Decodes and embeds `batch` inputs at a time, so memory does not grow with a folder;
+    `progress(done, total)` counts inputs.
+    """
+    _check_batch(batch)
+    _check_on_error(on_error)
     enc = _encoder(encoder)
-    batch = load_images(items, on_error)
-    vectors = enc.embed_images(batch.images, progress=progress)
-    return ImageEmbeddings(vectors, batch.names, batch.skipped)
+    inputs = list(_expand(items))
+    vectors: list[np.ndarray] = []
+    names: list[str] = []
+    skipped: list[Skipped] = []
+    for n, part in enumerate(_decode(inputs, batch, on_error), 1):
+        if part.images:
+            vectors.append(enc.embed_images(part.images))
+        names += part.names
+        skipped += part.skipped
+        if progress is not None:
+            progress(min(n * batch, len(inputs)), len(inputs))
+    if not vectors:
+        return ImageEmbeddings(np.zeros((0, enc.dim), np.float32), names, skipped)
+    return ImageEmbeddings(np.concatenate(vectors), names, skipped)
 
 
 def _encoder(encoder: ImageEncoder | str | None) -> ImageEncoder:
@@ -247,15 +297,15 @@ def open_image_collection(
     efficientnet-lite0; a CLIP/SigLIP folder makes a text-image collection)."""
     from embedbox.catalog import DEFAULT_IMAGE_MODEL
     from embedbox.collection import Collection
-    from embedbox.models.image import load_image_encoder
+    from embedbox.models.image import image_model_info
 
     if not create:
         col = Collection.open(name, model, data_dir=data_dir)
         _check_kind(col)
         return col
     model = model or DEFAULT_IMAGE_MODEL
-    enc = load_image_encoder(model)
-    return Collection.open(name, model, data_dir=data_dir, create=True, kind=enc.kind, dim=enc.dim)
+    kind, dim = image_model_info(model)  # from the catalog or config.json: no weights loaded
+    return Collection.open(name, model, data_dir=data_dir, create=True, kind=kind, dim=dim)
 
 
 def _check_kind(col: Any) -> None:
@@ -273,9 +323,21 @@ def _collection_encoder(col: Any, encoder: ImageEncoder | None) -> ImageEncoder:
     _check_kind(col)
     if encoder is None:
         return load_image_encoder(col.model)
-    if col.model not in (encoder.name, getattr(encoder, "source", None)):
+    if col.model not in (encoder.name, encoder.source) and not _same_model(col.model, encoder):
         raise Conflict(f"collection {col.name!r} uses model {col.model!r}, not {encoder.name!r}")
     return encoder
+
+
+def _same_model(model: str, encoder: ImageEncoder) -> bool:
+    """Whether `model` names the model `encoder` was loaded as, under another alias or path
+    spelling (a cached encoder keeps the `source` of whoever loaded it first)."""
+    from embedbox.errors import ModelNotFound
+    from embedbox.models.image import image_model_key
+
+    try:
+        return bool(encoder.key) and image_model_key(model) == encoder.key
+    except ModelNotFound:
+        return False
 
 
 def add_images(
@@ -292,40 +354,34 @@ def add_images(
     `width`, `height` (plus `metadata`). Re-adding a path replaces it (upsert), so re-running
     on a folder is safe. Unreadable files are skipped and returned in `skipped`.
     """
+    _check_batch(batch)
     enc = _collection_encoder(collection, encoder)
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    files: list[tuple[str, bool]] = []
+    found: list[tuple[str, bool]] = []
     for item in items:
         p = Path(item).expanduser()
         if p.is_dir():
-            files.extend((str(f.resolve()), True) for f in list_images(p))
+            found.extend((str(f.resolve()), True) for f in list_images(p))
         elif p.exists():
-            files.append((str(p.resolve()), False))
+            found.append((str(p.resolve()), False))
         else:
             raise NotFound(f"no such image file or folder: {p}")
+    files = [(path, path, from_folder) for path, from_folder in found]  # the path is the name
     result = AddedImages([])
-    for start in range(0, len(files), batch):
-        part = files[start : start + batch]
-        images, ids = [], []
-        for path, from_folder in part:
-            try:
-                images.append(load_image(path, path))
-                ids.append(path)
-            except InputError as exc:
-                if not from_folder:
-                    raise
-                result.skipped.append(Skipped(path, str(exc).removeprefix(f"{path}: ")))
-        if images:
-            vectors = enc.embed_images(images)
+    for n, part in enumerate(_decode(files, batch, "raise"), 1):
+        if part.images:
+            ids = part.names
+            vectors = enc.embed_images(part.images)
             metas = [
                 {**(metadata or {}), "path": i, "name": Path(i).name, "width": im.width,
                  "height": im.height}
-                for i, im in zip(ids, images, strict=True)
+                for i, im in zip(ids, part.images, strict=True)
             ]  # fmt: skip
             collection.upsert(ids, ids=ids, metadatas=metas, vectors=vectors)
             result.ids.extend(ids)
+        result.skipped.extend(part.skipped)
         if progress is not None:
-            progress(min(start + batch, len(files)), len(files))
+            progress(min(n * batch, len(files)), len(files))
     return result
 
 

@@ -98,23 +98,27 @@ def classify(
     as_json: bool = JsonOpt,
 ) -> None:
     """ImageNet labels from EfficientNet-Lite0 (a check that the model sees what you see)."""
-    from embedbox.images import load_images
-    from embedbox.models.image import EfficientNetEncoder, load_image_encoder
+    from embedbox.images import Skipped, image_batches
+    from embedbox.models.image import EfficientNetEncoder, Label, load_image_encoder
 
     enc = load_image_encoder(DEFAULT_IMAGE_MODEL)
     assert isinstance(enc, EfficientNetEncoder)
-    batch = load_images(inputs)  # a named bad file is an error; folders skip and report
-    _report_skipped(batch.skipped)
-    labels = enc.classify(batch.images, k=k) if batch.images else []
+    rows: list[tuple[str, list[Label]]] = []
+    skipped: list[Skipped] = []
+    for part in image_batches(inputs):  # a named bad file is an error; folders skip and report
+        if part.images:
+            rows += zip(part.names, enc.classify(part.images, k=k), strict=True)
+        skipped += part.skipped
+    _report_skipped(skipped)
     if as_json:
         print_json(
             [
                 {"image": n, "labels": [{"label": x.label, "score": round(x.score, 4)} for x in ls]}
-                for n, ls in zip(batch.names, labels, strict=True)
+                for n, ls in rows
             ]
         )
         return
-    for name, ls in zip(batch.names, labels, strict=True):
+    for name, ls in rows:
         console.print(f"{name}: " + ", ".join(f"{x.label} ({x.score:.2f})" for x in ls))
 
 

