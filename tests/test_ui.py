@@ -129,6 +129,47 @@ def test_map_one_point_per_item_and_sampling(server: str) -> None:
     assert [p["id"] for p in again["points"]] == [p["id"] for p in s["points"]]  # seeded
 
 
+def test_map_is_cached_without_info_until_the_collection_changes(
+    embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import embedbox.server.ui as ui
+
+    posts = _posts()
+    with Collection.open("grow", MODEL, data_dir=tmp_path, create=True, embedder=embedder) as col:
+        col.add([p[1] for p in posts[:10]], ids=[p[0] for p in posts[:10]])
+    builds: list[int] = []
+    infos: list[str] = []
+    build_map, info = ui.build_map, Collection.info
+
+    def spy_build(col: Collection, *args: Any) -> dict[str, Any]:
+        found: dict[str, Any] = build_map(col, *args)
+        builds.append(found["total"])
+        return found
+
+    def spy_info(self: Collection) -> dict[str, Any]:
+        infos.append(self.name)
+        return info(self)
+
+    monkeypatch.setattr(ui, "build_map", spy_build)
+    monkeypatch.setattr(Collection, "info", spy_info)
+    settings = ServerSettings(data_dir=tmp_path)
+    with ServerThread(create_app(settings, preloaded={MODEL: embedder})) as url:
+        first = httpx.get(url + "/ui/api/collections/grow/map", timeout=120)
+        assert first.status_code == 200, first.text
+        again = httpx.get(url + "/ui/api/collections/grow/map", timeout=120)
+        assert again.content == first.content and builds == [10] and infos == []
+        # A write by the server, then one by another connection: each gives a fresh map.
+        texts = {"texts": [p[1] for p in posts[10:15]], "ids": [p[0] for p in posts[10:15]]}
+        added = httpx.post(url + "/collections/grow/items", json=texts, timeout=120)
+        assert added.status_code == 200, added.text
+        assert httpx.get(url + "/ui/api/collections/grow/map").json()["total"] == 15
+        with Collection.open("grow", data_dir=tmp_path, embedder=embedder) as other:
+            other.add([posts[15][1]], ids=[posts[15][0]])
+        assert httpx.get(url + "/ui/api/collections/grow/map").json()["total"] == 16
+        assert httpx.get(url + "/ui/api/collections/grow/map").json()["total"] == 16
+    assert builds == [10, 15, 16] and infos == []
+
+
 def test_thumbnails_only_from_stored_paths(server: str) -> None:
     r = get(server, "/ui/api/collections/photos/items/rocket/thumbnail", params={"size": 64})
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"

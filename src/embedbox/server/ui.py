@@ -137,21 +137,22 @@ class MapKey:
 
 
 class MapCache:
-    """The last few maps computed (projection and k-means cost seconds on big collections)."""
+    """The last few maps computed, as JSON (projection and k-means cost seconds on big
+    collections)."""
 
     def __init__(self, size: int = 8) -> None:
-        self._maps: OrderedDict[MapKey, dict[str, Any]] = OrderedDict()
+        self._maps: OrderedDict[MapKey, bytes] = OrderedDict()
         self._lock = threading.Lock()
         self.size = size
 
-    def get(self, key: MapKey) -> dict[str, Any] | None:
+    def get(self, key: MapKey) -> bytes | None:
         with self._lock:
             found = self._maps.get(key)
             if found is not None:
                 self._maps.move_to_end(key)
             return found
 
-    def put(self, key: MapKey, value: dict[str, Any]) -> None:
+    def put(self, key: MapKey, value: bytes) -> None:
         with self._lock:
             self._maps[key] = value
             while len(self._maps) > self.size:
@@ -258,6 +259,14 @@ def build_map(col: Any, method: ProjectMethod, max_points: int, seed: int = 0) -
     }
 
 
+def _generation(col: Any) -> int:
+    """The collection's write generation (every write bumps it). The shared vector table costs
+    one `PRAGMA data_version` while nothing changed, unlike `info()` and its COUNT queries."""
+    with col._lock:
+        generation: int = col._table().generation
+    return generation
+
+
 @router.get("/collections/{name}/map", responses=ERRORS)
 async def collection_map(
     name: Name,
@@ -268,14 +277,13 @@ async def collection_map(
     """2-D map of the collection: one point per item (a seeded sample above `max_points`),
     coordinates scaled to 0..1, k-means cluster labels, short text and metadata for hover."""
     col = await _open(request, name)
-    generation = (await run_in_threadpool(col.info))["generation"]
-    key = MapKey(name, int(generation), method, max_points)
+    key = MapKey(name, await run_in_threadpool(_generation, col), method, max_points)
     cache = _map_cache(request)
-    found = cache.get(key)
-    if found is None:
+    body = cache.get(key)
+    if body is None:
         found = await run_in_threadpool(build_map, col, method, max_points)
-        cache.put(key, found)
-    body = json.dumps(found, separators=(",", ":"))
+        body = json.dumps(found, separators=(",", ":")).encode()
+        cache.put(key, body)
     return Response(body, media_type="application/json")
 
 
