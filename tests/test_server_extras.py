@@ -77,10 +77,18 @@ def test_words_similar_analogy_similarity_odd_one_out(url: str) -> None:
     assert scores[0] > scores[1]
     r = post(url, "/words/odd-one-out", {"words": ["breakfast", "lunch", "dinner", "car"]})
     assert r.json()["word"] == "car"
-    r = post(url, "/words/vectors", {"words": ["paris", "new york"]})
-    vecs = np.array(r.json()["vectors"])
-    assert r.json()["dim"] == 50
-    np.testing.assert_allclose(vecs, wv.embed(["paris", "new york"]), atol=1e-6)
+
+
+def test_word_vectors_are_the_library_vectors_exactly(url: str) -> None:
+    words = ["paris", "new york", "frog", "the", "quantum"]
+    r = post(url, "/words/vectors", {"words": words})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json"
+    out = r.json()
+    assert out.keys() == {"model", "dim", "vectors"}
+    assert out["model"] == "glove-6b-50d" and out["dim"] == 50
+    got = np.array(out["vectors"], dtype=np.float32)
+    np.testing.assert_array_equal(got, load_words().embed(words))  # float32, bit for bit
 
 
 def test_unknown_word_is_a_404_naming_it_with_suggestions(url: str) -> None:
@@ -120,13 +128,14 @@ def test_images_embed_matches_the_library(url: str) -> None:
     r = post(url, "/images/embed", body)
     assert r.status_code == 200, r.text
     out = r.json()
+    assert out.keys() == {"model", "dim", "embeddings"}
     got = np.array(out["embeddings"], dtype=np.float32)
     assert out["model"] == "efficientnet-lite0" and out["dim"] == 1280 == got.shape[1]
-    expected = embed_images(raw).vectors
-    assert np.sum(got * expected, axis=1).min() >= 0.9999
-    r = post(url, "/images/embed", {"images": [b64(raw[0])], "encoding_format": "base64"})
-    vec = np.frombuffer(base64.b64decode(r.json()["embeddings"][0]), "<f4")
-    np.testing.assert_allclose(vec, got[0], atol=1e-5)
+    np.testing.assert_array_equal(got, embed_images(raw).vectors)  # the same cached encoder
+    r = post(url, "/images/embed", {**body, "encoding_format": "base64"})
+    assert r.status_code == 200 and r.json().keys() == out.keys()
+    vecs = [np.frombuffer(base64.b64decode(v), "<f4") for v in r.json()["embeddings"]]
+    np.testing.assert_array_equal(np.stack(vecs), got)
 
 
 def test_bad_images_are_400_naming_the_item(url: str, folder: Path) -> None:
@@ -200,6 +209,12 @@ def test_words_and_images_documented_in_openapi(url: str) -> None:
     for path in ("/words/similar", "/words/analogy", "/words/similarity", "/words/odd-one-out",
                  "/images/embed", "/collections/{name}/images/similar"):  # fmt: skip
         assert "400" in paths[path]["post"]["responses"], path
+    for path, model in (
+        ("/words/vectors", "WordVectorsOut"),
+        ("/images/embed", "ImageEmbeddingsOut"),
+    ):
+        schema = paths[path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}, path
 
 
 def test_turned_off_models_are_404(embedder: Embedder) -> None:
