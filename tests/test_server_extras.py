@@ -138,6 +138,23 @@ def test_images_embed_matches_the_library(url: str) -> None:
     np.testing.assert_array_equal(np.stack(vecs), got)
 
 
+def test_aliases_of_one_image_model_share_one_holder(
+    embedder: Embedder, folder: Path, tmp_path: Path
+) -> None:
+    """Two spellings of one model get one loaded encoder behind one compute lock."""
+    col = open_image_collection(
+        "alias", data_dir=tmp_path, model="TF_EfficientNet_Lite0", create=True
+    )
+    add_images(col, folder / "photos" / "coffee.png")
+    col.close()
+    app = create_app(ServerSettings(data_dir=tmp_path), preloaded={"all-MiniLM-L6-v2": embedder})
+    with ServerThread(app) as url:
+        assert post(url, "/images/embed", {"images": [b64(png("coins"))]}).status_code == 200
+        r = post(url, "/collections/alias/images/similar", {"image": b64(png("coins")), "k": 1})
+        assert r.status_code == 200, r.text
+    assert list(app.state.image_models) == ["efficientnet-lite0"]
+
+
 def test_bad_images_are_400_naming_the_item(url: str, folder: Path) -> None:
     good = b64(png("coins"))
     cases = [

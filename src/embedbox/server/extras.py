@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +30,7 @@ from embedbox.server.auth import require_read
 from embedbox.server.errors import ApiError
 from embedbox.server.limits import check_count, check_text
 from embedbox.server.schemas import HitOut, Metadata, SearchResponse
-from embedbox.server.service import ERRORS, json_response, settings_of, vectors_json
+from embedbox.server.service import ERRORS, encode_vectors, settings_of
 from embedbox.server.settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -111,13 +112,25 @@ def _image_model(request: Request, name: str | None = None) -> Lazy[ImageEncoder
     """The server's image model, or (for a collection) the model the collection was built with."""
     state = request.app.state
     name = name or settings_of(request).image_model
+    key = _image_key(name) if name is not None else ""
     with state.image_models_lock:
-        holder: Lazy[ImageEncoder] | None = state.image_models.get(name or "")
+        holder: Lazy[ImageEncoder] | None = state.image_models.get(key)
         if holder is None:
             holder = Lazy("image model", name, _load_image_encoder)
             if name is not None:
-                state.image_models[name] = holder
+                state.image_models[key] = holder
     return holder
+
+
+@functools.lru_cache(maxsize=64)  # finding the weights takes ~0.3 ms: not on every request
+def _image_key(name: str) -> str:
+    """One holder (so one compute lock) per model, whatever alias or path spelling names it."""
+    from embedbox.models.image import image_model_key
+
+    try:
+        return image_model_key(name)
+    except EmbedboxError:  # unknown: loading it answers the error
+        return name
 
 
 def _check_k(request: Request, k: int) -> None:
@@ -259,11 +272,11 @@ async def odd_one_out(body: WordList, request: Request) -> OddOneOut:
 
 
 @words.post("/vectors", response_model=WordVectorsOut, responses=ERRORS)
-async def word_vectors(body: WordList, request: Request) -> Response:
+async def word_vectors(body: WordList, request: Request) -> WordVectorsOut:
     """Unit vectors of words or phrases."""
     wv = await _words(request, [(f"words[{i}]", w) for i, w in enumerate(body.words)])
-    rows = ",".join(vectors_json(wv.embed(body.words), "float"))
-    return json_response({"model": wv.name, "dim": wv.dim}, {"vectors": f"[{rows}]"})
+    vecs = wv.embed(body.words)
+    return WordVectorsOut(model=wv.name, dim=wv.dim, vectors=encode_vectors(vecs, "float"))
 
 
 # ---- images ------------------------------------------------------------------------------
@@ -354,14 +367,16 @@ async def _embed(holder: Lazy[ImageEncoder], pictures: list[Image]) -> np.ndarra
 
 
 @images.post("/images/embed", response_model=ImageEmbeddingsOut, responses=ERRORS)
-async def embed_images(body: EmbedImages, request: Request) -> Response:
+async def embed_images(body: EmbedImages, request: Request) -> ImageEmbeddingsOut:
     """Embed images sent as base64 or data URLs (L2-normalised vectors, in order)."""
     pictures = await run_in_threadpool(_decode_all, request, body.images, "images")
     holder = _image_model(request)
     vectors = await _embed(holder, pictures)
-    payload = {"model": str(holder.name), "dim": int(vectors.shape[1])}
-    rows = ",".join(vectors_json(vectors, body.encoding_format))
-    return json_response(payload, {"embeddings": f"[{rows}]"})
+    return ImageEmbeddingsOut(
+        model=str(holder.name),
+        dim=int(vectors.shape[1]),
+        embeddings=encode_vectors(vectors, body.encoding_format),
+    )
 
 
 @image_collections.post(

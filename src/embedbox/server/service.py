@@ -104,6 +104,12 @@ def to_base64(vector: np.ndarray) -> str:
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
 
 
+def encode_vectors(vectors: np.ndarray, fmt: str) -> list[Any]:
+    if fmt == "base64":
+        return [to_base64(v) for v in vectors]
+    return [row for row in vectors.astype(np.float64).tolist()]
+
+
 def vectors_json(vectors: np.ndarray, fmt: str) -> list[str]:
     """Each row as ready JSON text: a float array, or a quoted base64 string.
 
