@@ -170,6 +170,25 @@ def test_map_is_cached_without_info_until_the_collection_changes(
     assert builds == [10, 15, 16] and infos == []
 
 
+def test_map_of_a_recreated_collection_is_fresh(embedder: Embedder, tmp_path: Path) -> None:
+    """Dropped and recreated under the same name, a collection can reach the same generation:
+    the map must still be of the new items."""
+    posts = _posts()
+    settings = ServerSettings(data_dir=tmp_path)
+    with ServerThread(create_app(settings, preloaded={MODEL: embedder})) as url:
+        maps = []
+        for part in (posts[:10], posts[10:20]):
+            made = httpx.post(url + "/collections", json={"name": "again"}, timeout=120)
+            assert made.status_code == 201, made.text
+            body = {"texts": [p[1] for p in part], "ids": [p[0] for p in part]}
+            assert httpx.post(url + "/collections/again/items", json=body, timeout=120).is_success
+            assert httpx.get(url + "/collections/again").json()["generation"] == 1
+            found = httpx.get(url + "/ui/api/collections/again/map", timeout=120).json()
+            maps.append({p["id"] for p in found["points"]})
+            assert httpx.delete(url + "/collections/again").is_success
+    assert maps == [{p[0] for p in posts[:10]}, {p[0] for p in posts[10:20]}]
+
+
 def test_thumbnails_only_from_stored_paths(server: str) -> None:
     r = get(server, "/ui/api/collections/photos/items/rocket/thumbnail", params={"size": 64})
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"

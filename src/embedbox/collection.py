@@ -384,6 +384,13 @@ class Collection:
             raise Conflict("the collection kept changing while reading vectors; retry")
         return [doc_id for _, doc_id in order], out
 
+    @property
+    def generation(self) -> int:
+        """The write generation: every committed write, by any process, raises it (one
+        indexed read; `info()` also counts rows)."""
+        with self._lock:
+            return db.generations(self.conn)[0]
+
     def info(self) -> dict[str, Any]:
         with self._lock:
             gen, _ = db.generations(self.conn)

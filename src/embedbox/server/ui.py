@@ -131,6 +131,7 @@ async def fields(
 @dataclass(frozen=True)
 class MapKey:
     name: str
+    created: str  # a dropped and recreated collection can reach the same generation
     generation: int
     method: str
     max_points: int
@@ -259,14 +260,6 @@ def build_map(col: Any, method: ProjectMethod, max_points: int, seed: int = 0) -
     }
 
 
-def _generation(col: Any) -> int:
-    """The collection's write generation (every write bumps it). The shared vector table costs
-    one `PRAGMA data_version` while nothing changed, unlike `info()` and its COUNT queries."""
-    with col._lock:
-        generation: int = col._table().generation
-    return generation
-
-
 @router.get("/collections/{name}/map", responses=ERRORS)
 async def collection_map(
     name: Name,
@@ -277,7 +270,8 @@ async def collection_map(
     """2-D map of the collection: one point per item (a seeded sample above `max_points`),
     coordinates scaled to 0..1, k-means cluster labels, short text and metadata for hover."""
     col = await _open(request, name)
-    key = MapKey(name, await run_in_threadpool(_generation, col), method, max_points)
+    generation = await run_in_threadpool(lambda: col.generation)
+    key = MapKey(name, str(col.meta.get("created")), generation, method, max_points)
     cache = _map_cache(request)
     body = cache.get(key)
     if body is None:
