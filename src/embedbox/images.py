@@ -174,19 +174,6 @@ def _b64(text: str, name: str) -> bytes:
         raise InputError(f"{name}: not a file path and not valid base64 ({exc})") from exc
 
 
-def load_images(
-    items: ImageInput | Sequence[ImageInput], on_error: OnError = "raise"
-) -> ImageBatch:
-    """Decode many inputs at once (`image_batches` holds only a batch in memory); folders
-    expand to their images and always skip unreadable files."""
-    out = ImageBatch()
-    for part in image_batches(items, on_error=on_error):
-        out.images += part.images
-        out.names += part.names
-        out.skipped += part.skipped
-    return out
-
-
 def image_batches(
     items: ImageInput | Sequence[ImageInput], batch: int = 64, on_error: OnError = "raise"
 ) -> Iterator[ImageBatch]:
