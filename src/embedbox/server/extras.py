@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +30,7 @@ from embedbox.server.auth import require_read
 from embedbox.server.errors import ApiError
 from embedbox.server.limits import check_count, check_text
 from embedbox.server.schemas import HitOut, Metadata, SearchResponse
-from embedbox.server.service import ERRORS, encode_vectors, settings_of
+from embedbox.server.service import ERRORS, json_response, settings_of, vectors_json
 from embedbox.server.settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -272,11 +272,11 @@ async def odd_one_out(body: WordList, request: Request) -> OddOneOut:
 
 
 @words.post("/vectors", response_model=WordVectorsOut, responses=ERRORS)
-async def word_vectors(body: WordList, request: Request) -> WordVectorsOut:
+async def word_vectors(body: WordList, request: Request) -> Response:
     """Unit vectors of words or phrases."""
     wv = await _words(request, [(f"words[{i}]", w) for i, w in enumerate(body.words)])
-    vecs = wv.embed(body.words)
-    return WordVectorsOut(model=wv.name, dim=wv.dim, vectors=encode_vectors(vecs, "float"))
+    rows = ",".join(vectors_json(wv.embed(body.words), "float"))
+    return json_response({"model": wv.name, "dim": wv.dim}, {"vectors": f"[{rows}]"})
 
 
 # ---- images ------------------------------------------------------------------------------
@@ -367,16 +367,14 @@ async def _embed(holder: Lazy[ImageEncoder], pictures: list[Image]) -> np.ndarra
 
 
 @images.post("/images/embed", response_model=ImageEmbeddingsOut, responses=ERRORS)
-async def embed_images(body: EmbedImages, request: Request) -> ImageEmbeddingsOut:
+async def embed_images(body: EmbedImages, request: Request) -> Response:
     """Embed images sent as base64 or data URLs (L2-normalised vectors, in order)."""
     pictures = await run_in_threadpool(_decode_all, request, body.images, "images")
     holder = _image_model(request)
     vectors = await _embed(holder, pictures)
-    return ImageEmbeddingsOut(
-        model=str(holder.name),
-        dim=int(vectors.shape[1]),
-        embeddings=encode_vectors(vectors, body.encoding_format),
-    )
+    payload = {"model": str(holder.name), "dim": int(vectors.shape[1])}
+    rows = ",".join(vectors_json(vectors, body.encoding_format))
+    return json_response(payload, {"embeddings": f"[{rows}]"})
 
 
 @image_collections.post(

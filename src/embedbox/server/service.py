@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 from fastapi import Request, Response
 
 from embedbox.embed import Embedder, EmbedResult
@@ -104,30 +104,17 @@ def to_base64(vector: np.ndarray) -> str:
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
 
 
-def encode_vectors(vectors: np.ndarray, fmt: str) -> list[Any]:
-    if fmt == "base64":
-        return [to_base64(v) for v in vectors]
-    return [row for row in vectors.astype(np.float64).tolist()]
-
-
 def vectors_json(vectors: np.ndarray, fmt: str) -> list[str]:
     """Each row as ready JSON text: a float array, or a quoted base64 string.
 
-    Floats are printed with 9 significant digits, which round-trips float32 exactly; this is
-    about 3x faster than `json.dumps` on float64 lists and a third smaller on the wire (the
-    response for a short text is mostly its vector). Non-finite values fall back to `json`.
+    orjson writes each float32 as the shortest text that reads back as the same float32: several
+    times faster than formatting in Python and smaller than pydantic's float64 output (numbers
+    in docs/server.md). Non-finite values become `null`.
     """
     if fmt == "base64":
         return [f'"{to_base64(v)}"' for v in vectors]
-    if vectors.ndim != 2 or not np.isfinite(vectors).all():
-        return [json.dumps(row) for row in np.asarray(vectors, np.float64).tolist()]
-    row = _row_format(int(vectors.shape[1]))
-    return [row % tuple(values) for values in vectors.tolist()]
-
-
-@functools.lru_cache(maxsize=64)
-def _row_format(dim: int) -> str:
-    return "[" + ",".join(["%.9g"] * dim) + "]"
+    rows = np.ascontiguousarray(vectors, np.float32)
+    return [orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY).decode() for row in rows]
 
 
 def json_response(payload: dict[str, Any], raw: dict[str, str], **kwargs: Any) -> Response:
