@@ -183,6 +183,23 @@ def test_model_and_options_are_recorded(tmp_path: Path, embedder: Embedder) -> N
         )
 
 
+def test_a_model_folder_given_relative_works_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.tiny_models import build
+
+    folder = build("bert", tmp_path / "models" / "tiny")
+    monkeypatch.chdir(tmp_path / "models")
+    with Collection.open("local", "./tiny", data_dir=tmp_path / "data", create=True) as col:
+        col.add(["the cat sat on the mat", "stock markets fell"], ids=["cat", "stocks"])
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with Collection.open("local", "../models/tiny", data_dir=tmp_path / "data") as col:
+        assert col.model == str(folder.resolve())
+        assert {h.id for h in col.search("the cat sat on the mat", k=2)} == {"cat", "stocks"}
+        assert col.search("the cat sat on the mat", k=1)[0].score == pytest.approx(1.0, abs=1e-5)
+
+
 @pytest.mark.slow
 def test_ann_recall_on_minilm_vectors(tmp_path: Path, embedder: Embedder) -> None:
     """HNSW vs exact on MiniLM vectors of STS-B sentences (800 stored, 60 queries)."""

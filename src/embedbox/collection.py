@@ -146,7 +146,7 @@ class Collection:
             conn = db.connect(db_path)
             db.migrate(conn, db_path)
         col = cls(folder, conn, embedder, ann)
-        if model is not None and pr.canonical_model(model) != col.model:
+        if model is not None and not pr.same_model(model, col.model):
             conn.close()
             raise Conflict(
                 f"collection {col.name!r} uses model {col.model!r}, not {model!r}; open it "
@@ -201,7 +201,7 @@ class Collection:
         return self._embedder
 
     def _check_embedder(self, emb: Any) -> None:
-        if pr.canonical_model(emb.name) != self.model:
+        if not pr.same_model(emb.name, self.model):
             raise Conflict(f"collection {self.name!r} uses model {self.model!r}, not {emb.name!r}")
         if self.dim is not None and emb.dim != self.dim:
             raise Conflict(f"collection {self.name!r} has dim {self.dim}, model gives {emb.dim}")

@@ -135,10 +135,10 @@ def run_job(
 
 
 def _check_embedder(emb: Embedder, spec: JobSpec) -> None:
-    from embedbox.store.prepare import canonical_model
+    from embedbox.store.prepare import same_model
 
     compute = next(name for name, dtype in DTYPES.items() if dtype == emb.dtype)
-    if canonical_model(emb.name) != canonical_model(spec.model) or spec.compute not in (
+    if not same_model(emb.name, spec.model) or spec.compute not in (
         "auto",
         compute,
     ):

@@ -36,7 +36,7 @@ def load_embeddings_into(
     loading the same output twice leaves it unchanged."""
     import pyarrow.parquet as pq
 
-    from embedbox.store.prepare import canonical_model
+    from embedbox.store.prepare import same_model
 
     folder = Path(out_dir)
     man = mf.load(folder)
@@ -45,7 +45,7 @@ def load_embeddings_into(
     if not man.complete:
         raise InputError(f"the job in {folder} is not finished; rerun embed-dataset to complete it")
     model, dim, precision = man.model["name"], int(man.model["dim"]), man.model["precision"]
-    if canonical_model(model) != collection.model:
+    if not same_model(model, collection.model):
         raise Conflict(
             f"{folder} holds {model!r} vectors but collection {collection.name!r} uses "
             f"{collection.model!r}; load into a collection created with --model {model}"

@@ -14,6 +14,7 @@ import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -247,8 +248,18 @@ def missing_message(name: str, ids: list[str]) -> str:
 
 
 def canonical_model(model: str) -> str:
+    """The catalog name; for a local model folder or file, its absolute path (so the collection
+    still finds it from another directory); otherwise the name as given (a Hub id)."""
     spec = catalog.find(str(model))
-    return spec.name if spec else str(model)
+    if spec:
+        return spec.name
+    path = Path(str(model)).expanduser()
+    return str(path.resolve()) if path.exists() else str(model)
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two model names or paths name the same model (as far as this machine can tell)."""
+    return canonical_model(a) == canonical_model(b)
 
 
 def new_meta(
