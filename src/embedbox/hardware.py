@@ -51,8 +51,8 @@ def auto_batch_tokens(device: str, dtype: torch.dtype) -> int:
 
     2048 on a CPU computing in bf16: on 2 AMX cores (Xeon, torch 2.11), over the same 1 000
     texts, 2048-token forwards ran 645 texts/s against 499 at 8192 (4096: 519, 16384: 407); a
-    second run gave 629 against 540 (1024: 545, 512: 334). Identical vectors. 8192 elsewhere (CUDA, fp32 CPUs): the earlier default,
-    not yet measured there against smaller budgets.
+    second run gave 629 against 540 (1024: 545, 512: 334). Identical vectors. 8192 elsewhere
+    (CUDA, fp32 CPUs): the earlier default, not yet measured there against smaller budgets.
     """
     if torch.device(device).type == "cpu" and dtype == torch.bfloat16:
         return 2048

