@@ -15,6 +15,8 @@ import torch
 from embedbox import Embedder, InputError, ModelNotFound
 from tests.tiny_models import JINA_TASKS, build
 
+pytestmark = pytest.mark.numerics  # also run with bf16 forced (make test)
+
 LONG = "the quick brown fox jumps over the lazy dog " * 80  # ~720 tokens
 
 

@@ -27,13 +27,22 @@ from embedbox.collection import Collection
 from embedbox.ingest import IngestOptions, ingest
 col = Collection.open(sys.argv[1], "glove-6b-50d", create=True)
 opts = IngestOptions(id_field="id", vector_field="embedding", batch_size=int(sys.argv[3]))
-# Pace the ingest so the kill lands in the middle of it (the work itself is real).
-ingest(col, [sys.argv[2]], opts, progress=lambda done, total: time.sleep(0.01))
+
+
+def pace(done, total):
+    # Slow enough for the kill to land at any point of the middle of the ingest; the last
+    # batches wait forever, so however late the kill comes, the ingest cannot finish first.
+    time.sleep(0.01)
+    while done >= total - 10 * int(sys.argv[3]):
+        time.sleep(1)
+
+
+ingest(col, [sys.argv[2]], opts, progress=pace)
 print("finished", flush=True)
 """
 
 READER = """
-import json, sys
+import json, os, sys
 from pathlib import Path
 import numpy as np
 from embedbox.collection import Collection
@@ -42,8 +51,10 @@ queries = np.load(sys.argv[2])
 counts, errors, checks = [], [], 0
 col.search(queries[0], k=5)
 print("ready", flush=True)
-stop = Path(sys.argv[3])
+stop, progress = Path(sys.argv[3]), Path(sys.argv[4])
 while not stop.exists() or checks < 10:
+    progress.with_suffix(".tmp").write_text(str(checks))
+    os.replace(progress.with_suffix(".tmp"), progress)  # the writer waits on this count
     try:
         n = col.count()
         i = int(np.random.randint(0, 1000))  # ids present from the start
@@ -138,15 +149,37 @@ def test_readers_and_a_writer_in_separate_processes(tmp_path: Path, glove: np.nd
     np.save(queries, glove[:1000])
     script = tmp_path / "reader.py"
     script.write_text(READER)
+    progress = [tmp_path / f"reader{n}.checks" for n in range(3)]
     readers = [
         subprocess.Popen(
-            [sys.executable, str(script), str(folder), str(queries), str(tmp_path / "stop")],
+            [
+                sys.executable,
+                str(script),
+                str(folder),
+                str(queries),
+                str(tmp_path / "stop"),
+                str(p),
+            ],
             env=_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        for _ in range(3)
+        for p in progress
     ]
+
+    def checks(n: int) -> int:
+        return int(progress[n].read_text() or 0) if progress[n].exists() else 0
+
+    def readers_check_again() -> None:
+        """Wait until every reader has run a check that started after the last write."""
+        start = [checks(n) for n in range(3)]
+        deadline = time.monotonic() + 120
+        while not all(checks(n) > start[n] + 1 for n in range(3)):
+            for proc in readers:
+                assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "readers stopped making progress"
+            time.sleep(0.01)
+
     for proc in readers:  # wait until every reader has opened and searched once
         assert proc.stdout is not None
         assert proc.stdout.readline().decode().strip() == "ready", proc.stderr
@@ -158,9 +191,10 @@ def test_readers_and_a_writer_in_separate_processes(tmp_path: Path, glove: np.nd
             vectors=glove[start : start + 250],
         )
         states.add(col.count())
+        readers_check_again()
         col.delete(ids=[f"g{start}"])  # deletes force readers to reload their matrix
         states.add(col.count())
-        time.sleep(0.1)
+        readers_check_again()
     (tmp_path / "stop").touch()
     for proc in readers:
         out, err = proc.communicate(timeout=120)

@@ -12,6 +12,8 @@ from embedbox import Embedder, InputError, TruncationError, TruncationWarning
 from embedbox.datasets import lee_background, sts_b
 from embedbox.quantize import dequantize, hamming_similarity
 
+pytestmark = pytest.mark.numerics  # also run with bf16 forced (make test)
+
 
 def varied_texts() -> list[str]:
     """>= 500 real texts from one word to well beyond 256 tokens."""

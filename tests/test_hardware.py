@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from embedbox import hardware
+from embedbox.errors import InputError
 
 
 @pytest.mark.parametrize(
@@ -29,3 +30,30 @@ def test_fast_bf16_detection(
         assert hardware.cpu_has_fast_bf16() is want
     finally:
         hardware.cpu_has_fast_bf16.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "cap, want", [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("", True)]
+)
+def test_onednn_isa_cap_turns_off_bf16(
+    monkeypatch: pytest.MonkeyPatch, cap: str, want: bool
+) -> None:
+    """Under ONEDNN_MAX_CPU_ISA=AVX2 torch's bf16 is emulated (about 6x slower than fp32)."""
+    hardware.cpu_has_fast_bf16.cache_clear()
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    try:
+        assert hardware.cpu_has_fast_bf16() is want
+    finally:
+        hardware.cpu_has_fast_bf16.cache_clear()
+
+
+def test_compute_env_overrides_auto_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(hardware.COMPUTE_ENV, "bf16")
+    assert hardware.auto_dtype("cpu") == torch.bfloat16
+    monkeypatch.setenv(hardware.COMPUTE_ENV, "fp32")
+    assert hardware.auto_dtype("cpu") == torch.float32
+    assert hardware.auto_dtype("cuda") == torch.float16
+    monkeypatch.setenv(hardware.COMPUTE_ENV, "int4")
+    with pytest.raises(InputError, match="EMBEDBOX_CPU_COMPUTE"):
+        hardware.auto_dtype("cpu")

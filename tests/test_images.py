@@ -278,6 +278,7 @@ def test_embed_images_streams_in_batches(
             embed_images([str(folder)], encoder, batch=bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.numerics
 def test_cli_classify_streams_in_batches(
     encoder: EfficientNetEncoder, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -299,8 +300,15 @@ def test_cli_classify_streams_in_batches(
     parts = runner.invoke(app, args)
     assert parts.exit_code == 0, parts.output
     assert sizes == [2, 1, 2]  # inputs a, b | c (unreadable), d | e, rocket
-    assert parts.stdout == whole.stdout
-    rows = json.loads(parts.stdout)
+    rows, want = json.loads(parts.stdout), json.loads(whole.stdout)
+    # Convolutions pick kernels by batch size: probabilities (printed to 4 places) agree to
+    # float32 rounding, not bit for bit.
+    assert [r["image"] for r in rows] == [r["image"] for r in want]
+    for got, ref in zip(rows, want, strict=True):
+        assert [x["label"] for x in got["labels"]] == [x["label"] for x in ref["labels"]]
+        np.testing.assert_allclose(
+            [x["score"] for x in got["labels"]], [x["score"] for x in ref["labels"]], atol=2e-4
+        )
     assert [Path(r["image"]).name for r in rows] == [*(f"{c}.png" for c in "abde"), "rocket.png"]
     assert "skipped" in parts.stderr and "c.png" in parts.stderr
 

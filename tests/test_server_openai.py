@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import numpy as np
@@ -15,6 +15,8 @@ import pytest
 from embedbox import Embedder
 from embedbox.server import ServerSettings, create_app
 from embedbox.server.runner import ServerThread
+
+pytestmark = pytest.mark.numerics  # also run with bf16 forced (make test)
 
 MODEL = "all-MiniLM-L6-v2"
 TEXTS = ["A cat sits on the mat.", "Stocks fell sharply on Monday.", "The kitten sleeps."]
@@ -206,31 +208,41 @@ def test_32_concurrent_clients_get_their_own_results_in_order(
     assert batches < 96, "96 concurrent requests should have been merged into fewer batches"
 
 
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Poll for a state change (no fixed sleeps: a loaded machine only makes this slower)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
 def test_overload_gives_503_with_retry_after_and_timeouts_504(embedder: Embedder) -> None:
     settings = ServerSettings(max_queue=1, request_timeout_s=1.5)
     app = create_app(settings, preloaded={MODEL: embedder})
     codes: dict[str, int] = {}
 
     def send(name: str) -> None:
-        r = httpx.post(url + "/v1/embeddings", json={"input": [name]}, timeout=30)
+        r = httpx.post(url + "/v1/embeddings", json={"input": [name]}, timeout=60)
         codes[name] = r.status_code
 
     with ServerThread(app) as url:
-        with embedder._lock:  # the model is busy: the worker blocks on its first batch
+        batcher = app.state.pool.batchers[MODEL]
+        # The model stays busy while the lock is held: nothing can finish, whatever the timing.
+        with embedder._lock:
             first = threading.Thread(target=send, args=("first",))
             first.start()
-            time.sleep(0.3)  # the worker has taken "first" and waits for the model
+            wait_until(lambda: batcher.computing == 1, "the worker has taken the first request")
             second = threading.Thread(target=send, args=("second",))
             second.start()
-            time.sleep(0.3)  # "second" fills the queue
-            r = httpx.post(url + "/v1/embeddings", json={"input": ["third"]}, timeout=30)
+            wait_until(lambda: batcher.queue.qsize() == 1, "the second request fills the queue")
+            r = httpx.post(url + "/v1/embeddings", json={"input": ["third"]}, timeout=60)
             assert r.status_code == 503
             assert r.headers["retry-after"] == "1"
             assert r.json()["error"]["code"] == "overloaded"
             first.join()
             second.join()
         assert codes == {"first": 504, "second": 504}
-        r = httpx.post(url + "/v1/embeddings", json={"input": ["after"]}, timeout=30)
+        r = httpx.post(url + "/v1/embeddings", json={"input": ["after"]}, timeout=60)
         assert r.status_code == 200
 
 

@@ -14,6 +14,8 @@ from embedbox.errors import InputError, TruncationError
 from embedbox.tokens import embed_tokens
 from embedbox.words import load_words
 
+pytestmark = pytest.mark.numerics  # also run with bf16 forced (make test)
+
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))

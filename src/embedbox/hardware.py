@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import torch
+
+from embedbox.errors import InputError
 
 
 @functools.cache
@@ -21,9 +24,23 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) at or above which bf16 matmuls run natively.
+_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10_", "ALL", "DEFAULT")
+# What `compute="auto"` resolves to on a CPU when set: fp32 or bf16 (tests force bf16 with it).
+COMPUTE_ENV = "EMBEDBOX_CPU_COMPUTE"
+
+
+def onednn_allows_bf16() -> bool:
+    """False when `ONEDNN_MAX_CPU_ISA` caps oneDNN (torch's CPU kernels) below native bf16."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    return not cap or cap.startswith(_BF16_ISAS)
+
+
 @functools.cache
 def cpu_has_fast_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AMX tiles or AVX-512 BF16)."""
+    """True when the CPU computes bf16 natively (AMX tiles or AVX-512 BF16) and oneDNN may use it."""
+    if not onednn_allows_bf16():
+        return False
     flags = cpu_flags()
     if flags:
         return bool({"amx_bf16", "avx512_bf16"} & flags)
@@ -40,9 +57,15 @@ def default_device() -> str:
 
 
 def auto_dtype(device: str) -> torch.dtype:
-    """The fastest dtype that stays faithful: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."""
+    """The fastest dtype that stays faithful: fp16 on CUDA, bf16 on CPUs with native bf16, else
+    fp32. On a CPU, `$EMBEDBOX_CPU_COMPUTE` (fp32 or bf16) overrides the choice."""
     if device.startswith("cuda"):
         return torch.float16
+    forced = os.environ.get(COMPUTE_ENV, "").strip().lower()
+    if forced:
+        if forced not in ("fp32", "bf16"):
+            raise InputError(f"${COMPUTE_ENV} must be fp32 or bf16, not {forced!r}")
+        return torch.bfloat16 if forced == "bf16" else torch.float32
     return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
 
 

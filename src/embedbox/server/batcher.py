@@ -70,6 +70,7 @@ class MicroBatcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"embed-{self.name}")
         self._task: asyncio.Task[None] | None = None
         self._held: Job | None = None
+        self.computing = 0  # jobs in the model call under way
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -122,7 +123,11 @@ class MicroBatcher:
             if not batch:
                 continue
             start = time.perf_counter()
-            outcomes = await loop.run_in_executor(self._executor, self._compute, batch)
+            self.computing = len(batch)
+            try:
+                outcomes = await loop.run_in_executor(self._executor, self._compute, batch)
+            finally:
+                self.computing = 0
             self.metrics.batch_seconds.labels(self.name).observe(time.perf_counter() - start)
             self.metrics.batch_requests.labels(self.name).observe(len(batch))
             self.metrics.batch_inputs.labels(self.name).observe(sum(len(j.texts) for j in batch))
