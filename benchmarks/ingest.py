@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from embedbox import Embedder
-from embedbox.collection import Collection
 from embedbox.datasets import lee_background, sts_b
-from embedbox.ingest import IngestOptions, ingest
+from embedbox.store.collection import Collection
+from embedbox.store.ingest import IngestOptions, ingest
 
 
 def main() -> None:

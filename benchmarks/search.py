@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import psutil
 
-from embedbox.collection import Collection
 from embedbox.datasets import package_dir
 from embedbox.store.ann import AnnOptions
+from embedbox.store.collection import Collection
 
 EFS = (16, 32, 64, 96, 128, 192, 256)
 SEARCHES = (("search() ids+scores", ()), ("search() full hits", ("text", "metadata")))

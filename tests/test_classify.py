@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 
 from embedbox import Embedder, InputError, NotFound
-from embedbox.classify import (
+from embedbox.cli import common
+from embedbox.cli import main as cli_main
+from embedbox.datasets import rotten_tomatoes
+from embedbox.tasks.classify import (
     TextClassifier,
     ZeroShotClassifier,
     evaluate,
     fit_head,
 )
-from embedbox.cli import common
-from embedbox.cli import main as cli_main
-from embedbox.datasets import rotten_tomatoes
 
 N_TRAIN, N_TEST = 1200, 400
 ZS_LABELS = {"fresh": "positive", "rotten": "negative"}

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from embedbox import Embedder
+from tests.cli_runner import run_cli
 from tests.tolerance import assert_vectors_close
 
 pytestmark = pytest.mark.numerics  # also run with bf16 forced (make test)
@@ -86,11 +87,27 @@ def test_models_lists_availability() -> None:
         (("embed", "x", "--precision", "int4"), "unknown precision"),
         (("embed", "x", "--output", "out.xlsx"), "unsupported file type"),
         (("similarity", "only one"), "at least two"),
+        # usage errors: one line too, exit 2
+        (("embed", "x", "--no-such-option"), "No such option: --no-such-option"),
+        (("no-such-command",), "No such command 'no-such-command'"),
+        (("collection", "info"), "Missing argument"),
+        (("search", "news", "q", "-k", "many"), "Invalid value for '-k'"),
     ],
 )
 def test_errors_are_one_line_and_non_zero(args: tuple[str, ...], message: str) -> None:
-    out = run(*args)
-    assert out.returncode != 0
-    lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and message in lines[0], out.stderr
+    out = run_cli(*args)
+    assert out.code == 2, out
+    assert len(out.error_lines) == 1 and message in out.error_lines[0], out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_usage_error_points_at_the_help_of_its_command() -> None:
+    out = run_cli("collection", "info")
+    assert "(see 'embedbox collection info --help')" in out.stderr
+
+
+def test_version() -> None:
+    import embedbox
+
+    out = run_cli("--version")
+    assert out.code == 0 and out.stdout.strip() == f"embedbox {embedbox.__version__}"

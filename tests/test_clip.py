@@ -19,9 +19,9 @@ from skimage import data
 
 import embedbox.models.image as image_mod
 from embedbox.errors import InputError, ModelNotFound
-from embedbox.images import add_images, open_image_collection, similar_images
 from embedbox.models import resolve
 from embedbox.models.image import ClipEncoder, load_image_encoder
+from embedbox.store.images import add_images, open_image_collection, similar_images
 
 TEXTS = ["a cup of coffee", "a cat on a sofa", "an astronaut", "a rocket launch"]
 PHOTOS = ["coffee", "chelsea", "astronaut", "rocket"]
@@ -115,7 +115,7 @@ def test_text_to_image_search_in_a_collection(tiny: Path, tmp_path: Path) -> Non
     folder.mkdir()
     for name, img in zip(PHOTOS, _photos(), strict=True):
         img.save(folder / f"{name}.png")
-    col = open_image_collection("tiny", tmp_path / "data", model=str(tiny), create=True)
+    col = open_image_collection("tiny", data_dir=tmp_path / "data", model=str(tiny), create=True)
     enc = load_image_encoder(str(tiny))
     assert col.kind == "text-image" and col.dim == enc.dim
     added = add_images(col, folder)
@@ -157,12 +157,14 @@ def test_path_spellings_share_one_encoder(
     for spelling in (f"./{tiny.name}", f"~/{tiny.name}", str(tiny), Path(os.path.relpath(tiny))):
         assert load_image_encoder(spelling) is first
     assert built == [tiny.resolve()] and first.source == tiny.name
-    col = open_image_collection("tiny", tmp_path / "data", model=str(tiny), create=True)
+    col = open_image_collection("tiny", data_dir=tmp_path / "data", model=str(tiny), create=True)
     folder = tmp_path / "photos"
     folder.mkdir()
     _photos()[0].save(folder / "coffee.png")
-    assert len(add_images(col, folder, first).ids) == 1  # loaded by another spelling: no Conflict
-    assert len(similar_images(col, "a cup of coffee", first, k=1, text=True)) == 1
+    assert (
+        len(add_images(col, folder, encoder=first).ids) == 1
+    )  # loaded by another spelling: no Conflict
+    assert len(similar_images(col, "a cup of coffee", encoder=first, k=1, text=True)) == 1
     col.close()
 
 
@@ -174,7 +176,7 @@ def test_create_collection_reads_config_not_weights(
 
     monkeypatch.setattr(image_mod, "_loaded", {})
     monkeypatch.setattr(ClipEncoder, "__init__", refuse)
-    col = open_image_collection("tiny", tmp_path / "data", model=str(tiny), create=True)
+    col = open_image_collection("tiny", data_dir=tmp_path / "data", model=str(tiny), create=True)
     expected = 16 if json.loads((tiny / "config.json").read_text())["model_type"] == "clip" else 32
     assert (col.kind, col.dim) == ("text-image", expected)
     col.close()

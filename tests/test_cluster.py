@@ -12,8 +12,14 @@ from sklearn.metrics import adjusted_rand_score
 from embedbox import Embedder, InputError
 from embedbox.cli import common
 from embedbox.cli import main as cli_main
-from embedbox.cluster import ClusterOptions, choose_k, cluster, cluster_labels, community_labels
 from embedbox.datasets import mini_newsgroup
+from embedbox.tasks.cluster import (
+    ClusterOptions,
+    choose_k,
+    cluster,
+    cluster_labels,
+    community_labels,
+)
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from embedbox import Embedder
-from embedbox.collection import Collection
 from embedbox.datasets import lee_background
 from embedbox.errors import Conflict, InputError
 from embedbox.store.chunking import ChunkOptions
+from embedbox.store.collection import Collection
 
 N_DOCS = 40
 
@@ -145,11 +145,11 @@ def test_unchanged_text_is_never_re_embedded(
     texts = [d[:200] for d in docs[:4]]
     col.add(texts, ids=["a", "b", "c", "d"])
     assert counter.texts == 4
-    stats = col.upsert_stats(texts, ["a", "b", "c", "d"])
+    stats = col.upsert_stats(texts, ids=["a", "b", "c", "d"])
     assert (stats.added, stats.updated, stats.unchanged, counter.texts) == (0, 0, 4, 4)
-    col.upsert(texts[:1], ["a"], metadatas=[{"x": 1}])  # metadata only: no embedding
+    col.upsert(texts[:1], ids=["a"], metadatas=[{"x": 1}])  # metadata only: no embedding
     assert counter.texts == 4 and col.get(["a"])[0].metadata == {"x": 1}
-    col.upsert(["A new text about cricket."], ["b"])  # changed: embedded, metadata kept
+    col.upsert(["A new text about cricket."], ids=["b"])  # changed: embedded, metadata kept
     assert counter.texts == 5
     col.add([texts[2]], ids=["c2"])  # same text under a new id: vector comes from the cache
     assert counter.texts == 5

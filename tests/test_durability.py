@@ -14,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedbox.collection import Collection
 from embedbox.datasets import package_dir
-from embedbox.ingest import IngestOptions, ingest
+from embedbox.store.collection import Collection
+from embedbox.store.ingest import IngestOptions, ingest
 
 N = 8000
 BATCH = 100
 
 WRITER = """
 import sys, time
-from embedbox.collection import Collection
-from embedbox.ingest import IngestOptions, ingest
+from embedbox.store.collection import Collection
+from embedbox.store.ingest import IngestOptions, ingest
 col = Collection.open(sys.argv[1], "glove-6b-50d", create=True)
 opts = IngestOptions(id_field="id", vector_field="embedding", batch_size=int(sys.argv[3]))
 
@@ -45,7 +45,7 @@ READER = """
 import json, os, sys
 from pathlib import Path
 import numpy as np
-from embedbox.collection import Collection
+from embedbox.store.collection import Collection
 col = Collection.open(sys.argv[1])
 queries = np.load(sys.argv[2])
 counts, errors, checks = [], [], 0

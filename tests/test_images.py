@@ -17,13 +17,7 @@ from typer.testing import CliRunner
 
 from embedbox.cli.common import app
 from embedbox.errors import Conflict, InputError, NotFound
-from embedbox.images import (
-    add_images,
-    embed_images,
-    load_image,
-    open_image_collection,
-    similar_images,
-)
+from embedbox.images import embed_images, load_image
 from embedbox.models.efficientnet import (
     Conv2dSame,
     EfficientNetLite0,
@@ -37,6 +31,7 @@ from embedbox.models.image import (
     efficientnet_weights,
     load_image_encoder,
 )
+from embedbox.store.images import add_images, open_image_collection, similar_images
 
 PHOTOS = ["coffee", "chelsea", "astronaut", "rocket", "hubble_deep_field", "logo",
           "retina", "camera", "coins", "immunohistochemistry"]  # fmt: skip
@@ -171,24 +166,28 @@ def test_image_collection_similar_by_image_and_id(
     for p in sorted(photos.glob("*.png"))[:6]:
         (folder / p.name).write_bytes(p.read_bytes())
     (folder / "readme.png").write_text("oops")
-    col = open_image_collection("album", tmp_path / "data", create=True)
+    col = open_image_collection("album", data_dir=tmp_path / "data", create=True)
     assert col.kind == "image" and col.dim == 1280
     seen: list[tuple[int, int]] = []
-    added = add_images(col, folder, encoder, progress=lambda d, t: seen.append((d, t)), batch=4)
+    added = add_images(
+        col, folder, encoder=encoder, progress=lambda d, t: seen.append((d, t)), batch=4
+    )
     assert len(added.ids) == 6 and [Path(s.item).name for s in added.skipped] == ["readme.png"]
     assert seen[-1] == (7, 7) and len(col) == 6
     first = added.ids[0]
     item = col.get([first])[0]
     assert item.text == first and item.metadata["width"] > 0 and item.metadata["path"] == first
     for target in added.ids:
-        hits = similar_images(col, _altered(Path(target)), encoder, k=3)
+        hits = similar_images(col, _altered(Path(target)), encoder=encoder, k=3)
         assert hits[0].id == target  # an altered copy finds its original first
-    by_id = similar_images(col, first, encoder, k=3)
+    by_id = similar_images(col, first, encoder=encoder, k=3)
     assert first not in [h.id for h in by_id] and len(by_id) == 3
-    again = add_images(col, folder, encoder)  # re-adding a folder replaces, never duplicates
+    again = add_images(
+        col, folder, encoder=encoder
+    )  # re-adding a folder replaces, never duplicates
     assert len(again.ids) == 6 and len(col) == 6
     with pytest.raises(Conflict):
-        add_images(col, folder, _OtherEncoder())
+        add_images(col, folder, encoder=_OtherEncoder())
     col.close()
 
 
@@ -219,11 +218,15 @@ def test_cli_add_images_then_similar_by_id(photos: Path, tmp_path: Path) -> None
     summary = run_add_images("pics", [photos], data_dir=data_dir, as_json=False)
     assert summary["added"] == len(PHOTOS) and summary["count"] == len(PHOTOS)
     target = str((photos / "coffee.png").resolve())
-    args = ["images", "similar", target, "--collection", "pics", "--data-dir", str(data_dir)]
-    result = runner.invoke(app, [*args, "--json", "-k", "3"])
+    args = ["images", "similar", "--collection", "pics", "--data-dir", str(data_dir), "-k", "3"]
+    result = runner.invoke(app, [*args, "--id", target, "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert len(rows) == 3 and target not in [r["id"] for r in rows]  # by id: itself left out
+    # the same path as QUERY is an image file: its own copy in the collection comes first
+    result = runner.invoke(app, [*args, target, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["id"] == target
     text_col = runner.invoke(app, ["images", "similar", "x", "--collection", "nope",
                                    "--data-dir", str(data_dir)])  # fmt: skip
     assert text_col.exit_code != 0
@@ -334,10 +337,14 @@ def test_image_model_aliases_share_one_encoder(
     monkeypatch.chdir(efficientnet_weights().parent)
     pth = load_image_encoder(efficientnet_weights())
     assert load_image_encoder(efficientnet_weights().name) is pth and len(built) == 2
-    col = open_image_collection("tf", tmp_path / "data", model="tf_efficientnet_lite0", create=True)
-    assert len(add_images(col, photos / "coffee.png", first).ids) == 1  # an alias: no Conflict
+    col = open_image_collection(
+        "tf", data_dir=tmp_path / "data", model="tf_efficientnet_lite0", create=True
+    )
+    assert (
+        len(add_images(col, photos / "coffee.png", encoder=first).ids) == 1
+    )  # an alias: no Conflict
     with pytest.raises(InputError, match="batch must be a positive integer"):
-        add_images(col, photos, first, batch=0)
+        add_images(col, photos, encoder=first, batch=0)
     col.close()
 
 
@@ -353,6 +360,6 @@ def test_create_image_collection_loads_no_weights(
     model = which if which != "pth" else str(efficientnet_weights())
     monkeypatch.setattr(image_mod, "_loaded", {})
     monkeypatch.setattr(EfficientNetEncoder, "__init__", refuse)
-    col = open_image_collection("new", tmp_path / "data", model=model, create=True)
+    col = open_image_collection("new", data_dir=tmp_path / "data", model=model, create=True)
     assert (col.kind, col.dim, col.model) == ("image", 1280, model)
     col.close()

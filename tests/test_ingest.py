@@ -13,10 +13,10 @@ import pytest
 
 from embedbox import Embedder
 from embedbox.cli import main
-from embedbox.collection import Collection
 from embedbox.datasets import lee_background
 from embedbox.errors import Conflict, InputError, NotFound
-from embedbox.ingest import IngestOptions, ingest, parse_markdown
+from embedbox.store.collection import Collection
+from embedbox.store.ingest import IngestOptions, ingest, parse_markdown
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from embedbox import Embedder, InputError
-from embedbox.collection import Collection
-from embedbox.mining import (
+from embedbox.store.collection import Collection
+from embedbox.tasks.mining import (
     MiningOptions,
     dedup_collection,
     duplicate_groups,

@@ -13,7 +13,7 @@ from PIL import Image
 
 from embedbox import Embedder, InputError
 from embedbox.datasets import rotten_tomatoes
-from embedbox.projection import MapStyle, project, write_html, write_map, write_png
+from embedbox.tasks.projection import MapStyle, project, write_html, write_map, write_png
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_cli_map_collection(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from embedbox.cli import main as cli_main
-    from embedbox.collection import Collection
+    from embedbox.store.collection import Collection
 
     texts, labels, x = reviews
     col = Collection.open("reviews", data_dir=tmp_path, create=True, embedder=embedder)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from embedbox import Embedder, InputError, NotFound
-from embedbox.collection import Collection
-from embedbox.recommend import (
+from embedbox.store.collection import Collection
+from embedbox.tasks.recommend import (
     RecommendOptions,
     mmr,
     profile_vector,

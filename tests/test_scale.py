@@ -168,8 +168,8 @@ def test_missing_text_column_is_a_clear_error(tmp_path: Path) -> None:
 def test_output_loads_into_collection_without_reembedding(
     pool_job: tuple[Path, list[dict[str, object]]], embedder: Embedder, tmp_path: Path
 ) -> None:
-    from embedbox.collection import Collection
     from embedbox.scale.load import load_embeddings_into
+    from embedbox.store.collection import Collection
 
     base, rows = pool_job
     with Collection.open("batch", data_dir=tmp_path, create=True, embedder=embedder) as col:

@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from embedbox import Embedder
-from embedbox.collection import Collection
 from embedbox.server import ServerSettings, create_app
 from embedbox.server.auth import load_keys
 from embedbox.server.runner import ServerThread
+from embedbox.store.collection import Collection
 
 MODEL = "all-MiniLM-L6-v2"
 RW, RO = "rw-secret-key-1", "ro-secret-key-2"

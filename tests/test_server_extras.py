@@ -14,9 +14,10 @@ from PIL import Image
 from skimage import data
 
 from embedbox import Embedder
-from embedbox.images import add_images, embed_images, open_image_collection
+from embedbox.images import embed_images
 from embedbox.server import ServerSettings, create_app
 from embedbox.server.runner import ServerThread
+from embedbox.store.images import add_images, open_image_collection
 from embedbox.words import load_words
 
 PHOTOS = ["coffee", "chelsea", "astronaut", "rocket", "camera", "coins"]

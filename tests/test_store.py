@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedbox.collection import Collection, drop_collection, list_collections
 from embedbox.datasets import package_dir
 from embedbox.errors import Conflict, InputError, NotFound
 from embedbox.store import db
 from embedbox.store.ann import AnnOptions
+from embedbox.store.collection import Collection, drop_collection, list_collections
 from embedbox.store.filters import compile_where
 from embedbox.store.search import rrf
 
@@ -164,7 +164,7 @@ def test_index_file_deleted_or_corrupt_is_rebuilt(tmp_path: Path, glove: np.ndar
     assert index.exists()
     want = _exact(glove, glove[N], 10, np.arange(3000))
     assert len(set(first) & set(want)) >= 9
-    from embedbox import collection as colmod
+    from embedbox.store import collection as colmod
 
     for damage in ("garbage", "truncate", "flip", "delete"):
         colmod._ANN.clear()  # as a fresh process would
@@ -202,7 +202,7 @@ def test_index_follows_deletes_and_upserts(tmp_path: Path, glove: np.ndarray) ->
 
 def test_saved_index_is_reused_with_its_deletions(tmp_path: Path, glove: np.ndarray) -> None:
     """A fresh process loads the saved index (no rebuild) and masks rows deleted since."""
-    from embedbox import collection as colmod
+    from embedbox.store import collection as colmod
 
     opts = AnnOptions(threshold=500)
     with Collection.open(tmp_path / "c", "glove-6b-50d", create=True, ann=opts) as col:

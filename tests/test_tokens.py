@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from embedbox import Embedder
 from embedbox.cli.common import app
 from embedbox.errors import InputError, TruncationError
-from embedbox.tokens import embed_tokens
+from embedbox.tasks.tokens import embed_tokens
 from embedbox.words import load_words
 
 pytestmark = pytest.mark.numerics  # also run with bf16 forced (make test)

@@ -18,12 +18,12 @@ import httpx
 import pytest
 
 from embedbox import Embedder
-from embedbox.collection import Collection
 from embedbox.datasets import mini_newsgroup
 from embedbox.server import ServerSettings, create_app
 from embedbox.server.auth import load_keys
 from embedbox.server.runner import ServerThread
 from embedbox.server.ui import describe_fields
+from embedbox.store.collection import Collection
 
 MODEL = "all-MiniLM-L6-v2"
 KEY = "ui-test-key-rw-1"
@@ -68,7 +68,7 @@ def server(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iter
         col.add(captions, ids=[p.stem for p in _image_paths()], metadatas=metas)
         evil = '<b>bold</b> caption <img src=x onerror="window.pwned=1"> without a picture'
         col.add([evil], ids=["no-picture"], metadatas=[{"note": "<i>markup</i>"}])
-    from embedbox.images import add_images, open_image_collection
+    from embedbox.store.images import add_images, open_image_collection
 
     with open_image_collection("pics", data_dir=data, create=True) as col:  # EfficientNet-Lite0
         add_images(col, _image_paths())

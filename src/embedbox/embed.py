@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -13,22 +13,19 @@ import torch
 
 from embedbox import hardware, models
 from embedbox.catalog import DEFAULT_TEXT_MODEL, ModelSpec
-from embedbox.errors import InputError, TruncationError
+from embedbox.errors import InputError, TruncationError, TruncationWarning
+from embedbox.inputs import validate_texts
 from embedbox.models.text import TextEncoder, read_model_info
 from embedbox.quantize import Int8Calibration, Precision, check_precision, quantize
 from embedbox.similarity import Metric, shorten, similarity_matrix
+from embedbox.types import Compute, InputType, Progress
 
-Compute = Literal["auto", "fp32", "bf16", "fp16"]
-Progress = Callable[[int, int], None]
-InputType = Literal["query", "document"]
+__all__ = ["DTYPES", "EmbedResult", "Embedder", "EmbedderOptions", "TruncationWarning"]
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Prompt names that mean "query" / "document" across model families.
 QUERY_NAMES = ("query", "search_query", "retrieval.query")
 DOCUMENT_NAMES = ("document", "passage", "search_document", "retrieval.passage")
-
-
-class TruncationWarning(UserWarning):
-    """Some texts were longer than the model's maximum and were cut."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,7 @@ class Embedder:
             if opts.threads < 1:
                 raise InputError("threads must be at least 1")
             torch.set_num_threads(opts.threads)
-        device = opts.device or hardware.default_device()
+        device = hardware.check_device(opts.device)
         if opts.compute not in ("auto", *DTYPES):
             raise InputError(f"unknown compute {opts.compute!r}; choose auto, fp32, bf16 or fp16")
         dtype = hardware.auto_dtype(device) if opts.compute == "auto" else DTYPES[opts.compute]
@@ -211,6 +208,28 @@ class Embedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.encoder.tokenize(validate_texts(texts, allow_empty=True))]
+
+    def text_room(
+        self,
+        *,
+        input_type: InputType | None = None,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+    ) -> int:
+        """Tokens left for the text itself in one forward pass: the model's maximum less its
+        special tokens and the prompt these arguments choose (as `embed` would)."""
+        prefix = self._choose_prompt(prompt, prompt_name, input_type)
+        enc = self.encoder
+        head = len(enc.content_ids(prefix)) if prefix else 0
+        return self.max_tokens - len(enc.special_prefix) - len(enc.special_suffix) - head
+
+    def token_states(self, ids: list[list[int]], task: str | None = None) -> np.ndarray:
+        """Last-layer hidden states, float32 (n, longest, dim), of token id lists that already
+        carry their special tokens (padding rows are zeros past each list's length)."""
+        with self._lock:
+            self.encoder.set_task(self._choose_task(task, None))
+            states, mask = self.encoder.token_states(ids)
+        return (states * mask.unsqueeze(-1).to(states.dtype)).cpu().numpy().astype(np.float32)
 
     def encode(
         self,
@@ -338,8 +357,7 @@ class Embedder:
         enc = self.encoder
         head = enc.content_ids(prefix) if prefix else []
         content = enc.content_ids(text)
-        special = len(enc.special_prefix) + len(enc.special_suffix)
-        size = self.max_tokens - special - len(head)
+        size = self.max_tokens - len(enc.special_prefix) - len(enc.special_suffix) - len(head)
         if size < 16:
             raise InputError("the prompt leaves too little room for text in each chunk")
         stride = max(1, size - min(self.options.chunk_overlap, size // 2))
@@ -409,25 +427,3 @@ def _merge_chunks(pooled: np.ndarray, items: list[_Item], n: int, normalize: boo
         out[item.index] += w * v
         weight[item.index] += w
     return (out / weight[:, None]).astype(np.float32)
-
-
-def validate_texts(texts: Sequence[str], allow_empty: bool) -> list[str]:
-    if isinstance(texts, str):
-        raise InputError(
-            "embed() takes a list of texts; wrap a single string in a list or use embed_one()"
-        )
-    if isinstance(texts, np.ndarray):
-        texts = texts.tolist()
-    if not isinstance(texts, Sequence):
-        raise InputError(f"texts must be a list of strings, got {type(texts).__name__}")
-    out: list[str] = []
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            kind = "None" if text is None else type(text).__name__
-            raise InputError(f"item {i} is {kind}, not a string")
-        if not allow_empty and not text.strip():
-            raise InputError(
-                f"item {i} is empty or whitespace only; remove it or pass allow_empty=True"
-            )
-        out.append(text)
-    return out

@@ -56,6 +56,24 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def check_device(device: str | None) -> str:
+    """`device` checked against this machine (None: the default device)."""
+    if device is None:
+        return default_device()
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from exc
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            f"device {device!r} asked for, but CUDA is not available here (torch "
+            f"{torch.__version__}); use device='cpu' or leave the device unset"
+        )
+    if kind not in ("cpu", "cuda"):
+        raise InputError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
+    return device
+
+
 def auto_dtype(device: str) -> torch.dtype:
     """The fastest dtype that stays faithful: fp16 on CUDA, bf16 on CPUs with native bf16, else
     fp32. On a CPU, `$EMBEDBOX_CPU_COMPUTE` (fp32 or bf16) overrides the choice."""

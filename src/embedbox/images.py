@@ -4,8 +4,7 @@
 >>> result.vectors.shape, result.skipped        # ((n, 1280), [Skipped(path, reason), ...])
 
 A single unreadable item raises `InputError` naming it; in folder mode (or `on_error="skip"`)
-it is skipped and listed in `skipped` instead. Image collections store each image as an item
-whose text is its path (see `add_images` and `similar_images`).
+it is skipped and listed in `skipped` instead. Image collections live in `embedbox.store.images`.
 """
 
 from __future__ import annotations
@@ -14,14 +13,15 @@ import base64
 import binascii
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from embedbox.errors import InputError, NotFound
+from embedbox.errors import InputError, NotFound, require
+from embedbox.types import Progress
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 ImageInput = str | os.PathLike[str] | bytes | np.ndarray | Any  # Any: PIL.Image.Image
 OnError = Literal["raise", "skip"]
-Progress = Callable[[int, int], None]
 MAX_PIXELS = 100_000_000
 
 
@@ -74,6 +73,7 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = True) -> list[
 
 def load_image(item: ImageInput, name: str = "image") -> Image:
     """One input as an RGB PIL image; `InputError` naming `name` when it is not an image."""
+    require("PIL", "images", "reading images")
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
@@ -179,12 +179,12 @@ def image_batches(
 ) -> Iterator[ImageBatch]:
     """Decode inputs `batch` at a time, one `ImageBatch` each (the last may be shorter);
     folders expand to their images and always skip unreadable files."""
-    _check_batch(batch)
+    check_batch_size(batch)
     _check_on_error(on_error)
-    return _decode(list(_expand(items)), batch, on_error)
+    return decode(list(_expand(items)), batch, on_error)
 
 
-def _check_batch(batch: int) -> None:
+def check_batch_size(batch: int) -> None:
     if not isinstance(batch, int) or batch < 1:
         raise InputError(f"batch must be a positive integer, got {batch!r}")
 
@@ -194,7 +194,7 @@ def _check_on_error(on_error: OnError) -> None:
         raise InputError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
 
 
-def _decode(
+def decode(
     inputs: Sequence[tuple[Any, str, bool]], batch: int, on_error: OnError
 ) -> Iterator[ImageBatch]:
     """Decode (input, name, came from a folder) triples, `batch` inputs per `ImageBatch`."""
@@ -237,14 +237,14 @@ def embed_images(
     Decodes and embeds `batch` inputs at a time, so memory does not grow with a folder;
     `progress(done, total)` counts inputs.
     """
-    _check_batch(batch)
+    check_batch_size(batch)
     _check_on_error(on_error)
     enc = _encoder(encoder)
     inputs = list(_expand(items))
     vectors: list[np.ndarray] = []
     names: list[str] = []
     skipped: list[Skipped] = []
-    for n, part in enumerate(_decode(inputs, batch, on_error), 1):
+    for n, part in enumerate(decode(inputs, batch, on_error), 1):
         if part.images:
             vectors.append(enc.embed_images(part.images))
         names += part.names
@@ -265,150 +265,20 @@ def _encoder(encoder: ImageEncoder | str | None) -> ImageEncoder:
     return encoder
 
 
-# ---- image collections ------------------------------------------------------------------------
-@dataclass
-class AddedImages:
-    """What `add_images` stored (ids are the images' absolute paths) and what it skipped."""
-
-    ids: list[str]
-    skipped: list[Skipped] = field(default_factory=list)
+_MOVED = ("AddedImages", "add_images", "open_image_collection", "similar_images")
 
 
-def open_image_collection(
-    name: str,
-    data_dir: str | Path | None = None,
-    model: str | None = None,
-    create: bool = False,
-) -> Any:
-    """Open (or with `create=True` make) a collection of images for `model` (default
-    efficientnet-lite0; a CLIP/SigLIP folder makes a text-image collection)."""
-    from embedbox.catalog import DEFAULT_IMAGE_MODEL
-    from embedbox.collection import Collection
-    from embedbox.models.image import image_model_info
+def __getattr__(name: str) -> Any:
+    """Image collections moved to `embedbox.store.images` (old names work for one release)."""
+    if name in _MOVED:
+        import warnings
 
-    if not create:
-        col = Collection.open(name, model, data_dir=data_dir)
-        _check_kind(col)
-        return col
-    model = model or DEFAULT_IMAGE_MODEL
-    kind, dim = image_model_info(model)  # from the catalog or config.json: no weights loaded
-    return Collection.open(name, model, data_dir=data_dir, create=True, kind=kind, dim=dim)
+        from embedbox.store import images
 
-
-def _check_kind(col: Any) -> None:
-    if col.kind not in ("image", "text-image"):
-        raise InputError(
-            f"collection {col.name!r} holds {col.kind} vectors from {col.model!r}, not images; "
-            "create an image collection (model efficientnet-lite0 or a CLIP/SigLIP folder)"
+        warnings.warn(
+            f"embedbox.images.{name} moved to embedbox.store.images.{name}",
+            DeprecationWarning,
+            stacklevel=2,
         )
-
-
-def _collection_encoder(col: Any, encoder: ImageEncoder | None) -> ImageEncoder:
-    from embedbox.errors import Conflict
-    from embedbox.models.image import load_image_encoder
-
-    _check_kind(col)
-    if encoder is None:
-        return load_image_encoder(col.model)
-    if col.model not in (encoder.name, encoder.source) and not _same_model(col.model, encoder):
-        raise Conflict(f"collection {col.name!r} uses model {col.model!r}, not {encoder.name!r}")
-    return encoder
-
-
-def _same_model(model: str, encoder: ImageEncoder) -> bool:
-    """Whether `model` names the model `encoder` was loaded as, under another alias or path
-    spelling (a cached encoder keeps the `source` of whoever loaded it first)."""
-    from embedbox.errors import ModelNotFound
-    from embedbox.models.image import image_model_key
-
-    try:
-        return bool(encoder.key) and image_model_key(model) == encoder.key
-    except ModelNotFound:
-        return False
-
-
-def add_images(
-    collection: Any,
-    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    encoder: ImageEncoder | None = None,
-    progress: Progress | None = None,
-    metadata: dict[str, Any] | None = None,
-    batch: int = 64,
-) -> AddedImages:
-    """Embed image files and folders into an image collection, `batch` images per transaction.
-
-    Each item's id and text are the image's absolute path; its metadata holds `path`, `name`,
-    `width`, `height` (plus `metadata`). Re-adding a path replaces it (upsert), so re-running
-    on a folder is safe. Unreadable files are skipped and returned in `skipped`.
-    """
-    _check_batch(batch)
-    enc = _collection_encoder(collection, encoder)
-    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    found: list[tuple[str, bool]] = []
-    for item in items:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            found.extend((str(f.resolve()), True) for f in list_images(p))
-        elif p.exists():
-            found.append((str(p.resolve()), False))
-        else:
-            raise NotFound(f"no such image file or folder: {p}")
-    files = [(path, path, from_folder) for path, from_folder in found]  # the path is the name
-    result = AddedImages([])
-    for n, part in enumerate(_decode(files, batch, "raise"), 1):
-        if part.images:
-            ids = part.names
-            vectors = enc.embed_images(part.images)
-            metas = [
-                {**(metadata or {}), "path": i, "name": Path(i).name, "width": im.width,
-                 "height": im.height}
-                for i, im in zip(ids, part.images, strict=True)
-            ]  # fmt: skip
-            collection.upsert(ids, ids=ids, metadatas=metas, vectors=vectors)
-            result.ids.extend(ids)
-        result.skipped.extend(part.skipped)
-        if progress is not None:
-            progress(min(n * batch, len(files)), len(files))
-    return result
-
-
-def similar_images(
-    collection: Any,
-    query: ImageInput,
-    encoder: ImageEncoder | None = None,
-    k: int = 10,
-    where: dict[str, Any] | None = None,
-    text: bool = False,
-) -> list[Any]:
-    """Images in `collection` most similar to `query` -> list of `Hit` (text = image path).
-
-    `query`: an item id of the collection (that item is left out of the answers), an image
-    (path, PIL, array, bytes, base64) or, with `text=True`, a text (CLIP/SigLIP collections).
-    """
-    enc = _collection_encoder(collection, encoder)
-    if not isinstance(k, int) or k < 1:
-        raise InputError(f"k must be a positive integer, got {k!r}")
-    if text:
-        if not isinstance(query, str):
-            raise InputError("a text query must be a string")
-        return list(collection.search(enc.embed_texts([query])[0], k=k, where=where))
-    item = _item(collection, query) if isinstance(query, str) and len(query) < 1024 else None
-    if item is not None:
-        hits = collection.search(item.vector, k=k + 1, where=where)
-        return [h for h in hits if h.id != query][:k]
-    vec = enc.embed_images([load_image(query, _name(query))])[0]
-    return list(collection.search(vec, k=k, where=where))
-
-
-def _item(collection: Any, item_id: str) -> Any:
-    """The item with this id, with its vector, or None."""
-    try:
-        return collection.get([item_id], include_vectors=True)[0]
-    except NotFound:
-        return None
-
-
-def _name(query: Any) -> str:
-    if isinstance(query, os.PathLike) or (isinstance(query, str) and len(query) < 512):
-        return str(query)
-    return "query image"
+        return getattr(images, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,11 +11,12 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from embedbox.errors import InputError, NotFound
+
+if TYPE_CHECKING:
+    import numpy as np
 
 READ_FORMATS = ("txt", "jsonl", "csv", "parquet")
 WRITE_FORMATS = ("npy", "jsonl", "parquet")
@@ -95,6 +96,8 @@ def write_vectors(
     ids: Sequence[str] | None = None,
 ) -> None:
     """Write vectors to .npy, .jsonl ({"id", "text", "embedding"} per line) or .parquet."""
+    import numpy as np
+
     p = Path(path)
     fmt = detect_format(p, WRITE_FORMATS)
     tmp = p.with_name(p.name + ".tmp")

@@ -1,11 +1,14 @@
 """The `embedbox` command line. Each command group lives in its own module and registers on `app`.
 
-Errors a user can cause become one line on stderr and a non-zero exit code, never a traceback.
+Errors a user can cause become one line on stderr and a non-zero exit code, never a traceback:
+usage errors (unknown option or command, missing argument) exit 2, like every input error.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import typer
 
@@ -26,7 +29,7 @@ from embedbox.cli import dataset_cmd  # noqa: F401  isort: skip
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="embedbox", standalone_mode=False)
     except EmbedboxError as exc:
         fail(str(exc))
     except typer.Abort:
@@ -35,13 +38,28 @@ def main(argv: list[str] | None = None) -> None:
         fail("interrupted", code=130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        if isinstance(exc, _usage_errors()):
+            fail(_usage_line(exc), code=getattr(exc, "exit_code", 2))
         raise
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's exceptions: typer >= 0.20 raises its own copy of click's, older typer click's."""
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except ImportError:
+            continue
+    return tuple(found)
+
+
+def _usage_line(exc: Any) -> str:
+    """A usage error as one line, with the help command that explains the usage."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "embedbox"
+    return f"{exc.format_message().rstrip('.')} (see '{command} --help')"
 
 
 if __name__ == "__main__":

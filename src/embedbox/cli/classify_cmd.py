@@ -19,7 +19,7 @@ from embedbox.cli.common import (
     print_json,
     progress_bar,
 )
-from embedbox.cli.tasks_cmd import TextFieldOpt, load_input
+from embedbox.cli.inputs import TextFieldOpt, load_input
 from embedbox.errors import InputError
 
 classify_app = typer.Typer(
@@ -132,7 +132,7 @@ def zero_shot(
     as_json: bool = JsonOpt,
 ) -> None:
     """Classify by similarity to the labels' descriptions; no training data needed."""
-    from embedbox.classify import ZeroShotClassifier
+    from embedbox.tasks.classify import ZeroShotClassifier
 
     labels: dict[str, str] = {}
     for item in label:
@@ -168,7 +168,7 @@ def train(
     as_json: bool = JsonOpt,
 ) -> None:
     """Train a classifier on embeddings; report on a held-out split, then fit on all data."""
-    from embedbox.classify import TextClassifier, evaluate, fit_head, train_test_split
+    from embedbox.tasks.classify import TextClassifier, evaluate, fit_head, train_test_split
 
     if method not in ("logreg", "knn"):
         raise InputError(f"unknown --method {method!r}; use logreg or knn")
@@ -218,7 +218,7 @@ def predict(
     as_json: bool = JsonOpt,
 ) -> None:
     """Predict labels with probabilities."""
-    from embedbox.classify import TextClassifier
+    from embedbox.tasks.classify import TextClassifier
 
     clf = TextClassifier.load(model_dir)
     ids, items = _texts(texts, input, text_field)
@@ -243,7 +243,7 @@ def evaluate_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Accuracy, macro-F1, per-class table and confusion matrix on labelled data."""
-    from embedbox.classify import TextClassifier, evaluate
+    from embedbox.tasks.classify import TextClassifier, evaluate
 
     clf = TextClassifier.load(model_dir)
     loaded, labels = _labelled(data, text_field, label_field, clf.model, compute, data_dir)

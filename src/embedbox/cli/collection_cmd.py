@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from embedbox.catalog import DEFAULT_TEXT_MODEL
 from embedbox.cli.common import (
     DataDirOpt,
     JsonOpt,
@@ -17,6 +18,7 @@ from embedbox.cli.common import (
     app,
     console,
     err_console,
+    fail,
     parse_where,
     print_json,
     progress_bar,
@@ -30,7 +32,7 @@ app.add_typer(collection_app, name="collection")
 
 
 def _open(name: str, data_dir: Path | None, **kwargs: Any) -> Any:
-    from embedbox.collection import Collection
+    from embedbox.store.collection import Collection
 
     return Collection.open(name, data_dir=data_dir, **kwargs)
 
@@ -38,7 +40,7 @@ def _open(name: str, data_dir: Path | None, **kwargs: Any) -> Any:
 @collection_app.command("create")
 def create(
     name: str = typer.Argument(..., help="Collection name (or a folder path)."),
-    model: str = typer.Option("all-MiniLM-L6-v2", "--model", "-m", help="Model for its vectors."),
+    model: str = typer.Option(DEFAULT_TEXT_MODEL, "--model", "-m", help="Model for its vectors."),
     kind: str | None = typer.Option(None, "--kind", help="text | image | word (default: model's)."),
     dim: int | None = typer.Option(None, "--dim", help="Vector size (default: model's)."),
     precision: str = typer.Option("float32", "--precision", help="Storage: float32 | float16."),
@@ -50,9 +52,9 @@ def create(
     as_json: bool = JsonOpt,
 ) -> None:
     """Create an empty collection."""
-    from embedbox.collection import Collection
     from embedbox.errors import Conflict
     from embedbox.store.chunking import ChunkOptions
+    from embedbox.store.collection import Collection
     from embedbox.store.paths import DB_FILE, collection_dir, resolve_data_dir
 
     folder, label = collection_dir(name, resolve_data_dir(data_dir))
@@ -80,7 +82,7 @@ def create(
 @collection_app.command("list")
 def list_(data_dir: Path | None = DataDirOpt, as_json: bool = JsonOpt) -> None:
     """List collections with their model and document count."""
-    from embedbox.collection import list_collections
+    from embedbox.store.collection import list_collections
 
     rows = list_collections(data_dir)
     if as_json:
@@ -116,6 +118,30 @@ def info(
         console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
 
 
+@collection_app.command("check")
+def check(
+    name: str = typer.Argument(...), data_dir: Path | None = DataDirOpt, as_json: bool = JsonOpt
+) -> None:
+    """Run SQLite's integrity check on a collection's database (exit 1 when it is damaged)."""
+    from embedbox.errors import StorageError
+
+    try:
+        with _open(name, data_dir, read_only=True) as col:
+            problems = col.check()
+            path = str(col.path)
+    except StorageError as exc:
+        problems, path = [str(exc)], name
+    if as_json:
+        print_json({"name": name, "ok": not problems, "problems": problems})
+    elif not problems:
+        console.print(f"{name}: ok ({path})")
+    if problems:
+        shown = "; ".join(problems[:3]) + (
+            f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        )
+        fail(f"collection {name!r} is damaged: {shown}", code=1)
+
+
 @collection_app.command("drop")
 def drop(
     name: str = typer.Argument(...),
@@ -124,7 +150,7 @@ def drop(
     as_json: bool = JsonOpt,
 ) -> None:
     """Delete a collection and all its files."""
-    from embedbox.collection import drop_collection
+    from embedbox.store.collection import drop_collection
 
     with _open(name, data_dir) as col:
         count = col.count()
@@ -156,7 +182,7 @@ def add(
     unit: str = typer.Option("auto", "--unit", help="txt files: auto | line | file."),
     batch_size: int = typer.Option(64, "--batch-size", help="Documents per commit."),
     model: str | None = typer.Option(
-        None, "--model", "-m", help="Model when creating (default all-MiniLM-L6-v2)."
+        None, "--model", "-m", help=f"Model when creating (default {DEFAULT_TEXT_MODEL})."
     ),
     from_embeddings: Path | None = typer.Option(
         None, "--from-embeddings", help="Output folder of embed-dataset: add without embedding."
@@ -170,7 +196,7 @@ def add(
     """Ingest files/folders into a collection (resumable: unchanged documents are skipped).
 
     `--images DIR` embeds image files/folders into an image collection instead."""
-    from embedbox.ingest import IngestOptions, ingest
+    from embedbox.store.ingest import IngestOptions, ingest
 
     if images:
         if paths or from_embeddings is not None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as ProgressBar
 
+from embedbox.catalog import DEFAULT_TEXT_MODEL
 from embedbox.errors import InputError
+from embedbox.types import Progress
 
 app = typer.Typer(
     name="embedbox",
@@ -21,10 +24,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        import embedbox
+
+        print(f"embedbox {embedbox.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Local-first embeddings: embed, compare, store and search text, words and images."""
+
+
 console = Console()
 err_console = Console(stderr=True)
 
-ModelOpt = typer.Option("all-MiniLM-L6-v2", "--model", "-m", help="Catalog name, HF id or folder.")
+ModelOpt = typer.Option(DEFAULT_TEXT_MODEL, "--model", "-m", help="Catalog name, HF id or folder.")
 ComputeOpt = typer.Option(
     "auto", "--compute", help="auto | fp32 | bf16 | fp16 (auto: bf16 on CPUs with native bf16)."
 )
@@ -53,9 +75,32 @@ def parse_where(where: str | None) -> dict[str, Any] | None:
     return value
 
 
+# Library errors name the Python argument that fixes them; on the command line it is a flag.
+CLI_HINTS = (
+    ("pass long_text='chunk'", "pass --long-text chunk"),
+    ("truncate='error'", "--long-text error"),
+    ("; remove it or pass allow_empty=True", "; remove it"),
+    ("; remove it or pass vectors=", "; remove it"),
+    ("pass truncate=True", "pass --truncate"),
+    ("allow_pickle=True (CLI: --allow-pickle)", "--allow-pickle"),
+    (" or Collection.open(..., create=True)", ""),
+    ("use upsert to replace them", "re-run `embedbox add` to update them"),
+    ("with workers=1", "with --workers 1"),
+)
+
+
+def cli_message(message: str) -> str:
+    """A library error message in command-line terms, on one line."""
+    for python, flag in CLI_HINTS:
+        message = message.replace(python, flag)
+    return " ".join(message.split())
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one line to stderr and exit non-zero."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+    err_console.print(
+        f"[red]error:[/red] {cli_message(message)}", highlight=False, markup=True, soft_wrap=True
+    )
     sys.exit(code)
 
 
@@ -74,12 +119,12 @@ def _jsonable(obj: Any) -> Any:
 
 
 @contextmanager
-def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+def progress_bar(label: str, enabled: bool = True) -> Iterator[Progress]:
     """A rich progress bar on a terminal (stderr); a no-op callback otherwise."""
     if not enabled or not err_console.is_terminal:
         yield lambda done, total: None
         return
-    with Progress(
+    with ProgressBar(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

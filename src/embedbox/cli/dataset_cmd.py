@@ -107,10 +107,10 @@ def add_from_embeddings(
     as_json: bool,
 ) -> None:
     """`embedbox add COLLECTION --from-embeddings DIR`: load a job's output, no re-embedding."""
-    from embedbox.collection import Collection
     from embedbox.errors import InputError
     from embedbox.scale import manifest
     from embedbox.scale.load import load_embeddings_into
+    from embedbox.store.collection import Collection
 
     if paths:
         raise InputError("give files to embed or --from-embeddings DIR, not both")

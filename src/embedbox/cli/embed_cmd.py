@@ -22,10 +22,9 @@ from embedbox.cli.common import (
     print_json,
     progress_bar,
 )
-from embedbox.embed import validate_texts
 from embedbox.errors import InputError
+from embedbox.inputs import validate_texts
 from embedbox.io import WRITE_FORMATS, detect_format, read_stdin_lines, read_texts, write_vectors
-from embedbox.quantize import check_precision
 
 
 @app.command()
@@ -61,6 +60,8 @@ def embed(
     """Embed texts and print or save the vectors."""
     items = _gather(texts, input, field)
     # Cheap checks first, so a typo fails before the model loads.
+    from embedbox.quantize import check_precision
+
     check_precision(precision)
     validate_texts(items, allow_empty=False)
     if long_text not in ("truncate", "chunk", "error"):

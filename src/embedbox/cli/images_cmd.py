@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
@@ -20,6 +19,9 @@ from embedbox.cli.common import (
     progress_bar,
 )
 from embedbox.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 images_app = typer.Typer(
     help="Image embeddings (EfficientNet-Lite0 by default; CLIP/SigLIP folders for text-image).",
@@ -99,10 +101,9 @@ def classify(
 ) -> None:
     """ImageNet labels from EfficientNet-Lite0 (a check that the model sees what you see)."""
     from embedbox.images import Skipped, image_batches
-    from embedbox.models.image import EfficientNetEncoder, Label, load_image_encoder
+    from embedbox.models.image import Label, load_classifier
 
-    enc = load_image_encoder(DEFAULT_IMAGE_MODEL)
-    assert isinstance(enc, EfficientNetEncoder)
+    enc = load_classifier()
     rows: list[tuple[str, list[Label]]] = []
     skipped: list[Skipped] = []
     for part in image_batches(inputs):  # a named bad file is an error; folders skip and report
@@ -124,8 +125,11 @@ def classify(
 
 @images_app.command()
 def similar(
-    query: str = typer.Argument(
-        ..., help="An image file; with --collection also an item id; with --text a text."
+    query: str | None = typer.Argument(
+        None, help="An image file (with --text: a text). Leave out with --id."
+    ),
+    item_id: str | None = typer.Option(
+        None, "--id", help="Search by an item of the collection (it is left out of the answers)."
     ),
     folder: Path | None = typer.Option(None, "--in", help="Search the images in this folder."),
     collection: str | None = typer.Option(None, "--collection", "-c", help="Image collection."),
@@ -135,20 +139,29 @@ def similar(
     model: str = ImageModelOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Find similar images in a folder or an image collection, by image, item id or text."""
+    """Find similar images in a folder or an image collection, by image file, item id or text.
+
+    QUERY is always a file (or a text with --text), never an item id: use --id ITEM for that.
+    """
     if (folder is None) == (collection is None):
         raise InputError("give exactly one of --in FOLDER or --collection NAME")
+    if (query is None) == (item_id is None):
+        raise InputError(
+            "give exactly one of QUERY (an image file or, with --text, a text) or --id"
+        )
     if k < 1:
         raise InputError("--k must be at least 1")
     if collection is not None:
-        rows = _similar_in_collection(query, collection, data_dir, text, k)
-    else:
-        assert folder is not None
+        rows = _similar_in_collection(query or item_id or "", collection, data_dir, text, k,
+                                      item=item_id is not None)  # fmt: skip
+    elif folder is not None and query is not None:
         rows = _similar_in_folder(query, folder, text, k, model)
+    else:
+        raise InputError("--id searches a collection: give --collection NAME")
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"images similar to {query}")
+    table = Table(title=f"images similar to {query or item_id}")
     for col in ("#", "image", "score"):
         table.add_column(col)
     for i, row in enumerate(rows, 1):
@@ -157,6 +170,8 @@ def similar(
 
 
 def _query_vector(enc: Any, query: str, text: bool) -> np.ndarray:
+    import numpy as np
+
     from embedbox.images import load_image
 
     if text:
@@ -165,6 +180,8 @@ def _query_vector(enc: Any, query: str, text: bool) -> np.ndarray:
 
 
 def _similar_in_folder(query: str, folder: Path, text: bool, k: int, model: str) -> list[Any]:
+    import numpy as np
+
     from embedbox.images import embed_images
 
     enc = _encoder(model)
@@ -179,12 +196,12 @@ def _similar_in_folder(query: str, folder: Path, text: bool, k: int, model: str)
 
 
 def _similar_in_collection(
-    query: str, name: str, data_dir: Path | None, text: bool, k: int
+    query: str, name: str, data_dir: Path | None, text: bool, k: int, item: bool
 ) -> list[Any]:
-    from embedbox.images import open_image_collection, similar_images
+    from embedbox.store.images import open_image_collection, similar_images
 
-    col = open_image_collection(name, data_dir)  # searched with the collection's own model
-    hits = similar_images(col, query, k=k, text=text)
+    col = open_image_collection(name, data_dir=data_dir)  # searched with its own model
+    hits = similar_images(col, query, k=k, text=text, item=item)
     return [{"id": h.id, "image": h.text, "score": round(float(h.score), 6)} for h in hits]
 
 
@@ -199,14 +216,14 @@ def run_add_images(
     """`embedbox add COLLECTION --images DIR...`: embed image files/folders into an image
     collection (created with `model`, default efficientnet-lite0, if missing); prints a summary."""
     from embedbox.errors import NotFound
-    from embedbox.images import add_images, open_image_collection
+    from embedbox.store.images import add_images, open_image_collection
 
     if not images:
         raise InputError("give image files or folders after --images")
     try:
-        col = open_image_collection(collection, data_dir, model=model)
+        col = open_image_collection(collection, data_dir=data_dir, model=model)
     except NotFound:
-        col = open_image_collection(collection, data_dir, model=model, create=True)
+        col = open_image_collection(collection, data_dir=data_dir, model=model, create=True)
     try:
         with progress_bar(f"adding images to {col.name}") as update:
             added = add_images(col, images, progress=update, batch=batch_size)

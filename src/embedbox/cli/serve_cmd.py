@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
-from embedbox.catalog import DEFAULT_IMAGE_MODEL
 from embedbox.cli.common import ComputeOpt, DataDirOpt, app, err_console
 from embedbox.errors import InputError
-from embedbox.words import DEFAULT_WORD_MODEL
+from embedbox.server.settings import ServerSettings
 
-if TYPE_CHECKING:
-    from embedbox.server.settings import ServerSettings
+D = ServerSettings()  # the defaults live there, once
 
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
-    port: int = typer.Option(8000, "--port", "-p", help="TCP port (0: any free port)."),
+    host: str = typer.Option(D.host, "--host", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(D.port, "--port", "-p", help="TCP port (0: any free port)."),
     model: list[str] = typer.Option(
-        ["all-MiniLM-L6-v2"],
+        list(D.models),
         "--model",
         "-m",
         help="Model to serve; repeat for several (first = default).",
@@ -34,10 +31,10 @@ def serve(
         help="Serve this model too, loaded on first use (others load at start); repeatable.",
     ),
     word_model: str = typer.Option(
-        DEFAULT_WORD_MODEL, "--word-model", help="Word vectors for /words/... ('none': off)."
+        str(D.word_model), "--word-model", help="Word vectors for /words/... ('none': off)."
     ),
     image_model: str = typer.Option(
-        DEFAULT_IMAGE_MODEL, "--image-model", help="Image model for /images/... ('none': off)."
+        str(D.image_model), "--image-model", help="Image model for /images/... ('none': off)."
     ),
     compute: str = ComputeOpt,
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
@@ -51,27 +48,36 @@ def serve(
         False, "--insecure-no-auth", help="Allow a non-loopback bind without API keys."
     ),
     metrics_public: bool = typer.Option(False, "--metrics-public", help="/metrics without a key."),
-    batching: bool = typer.Option(True, "--batching/--no-batching", help="Dynamic micro-batching."),
-    max_batch_tokens: int = typer.Option(
-        8192, "--max-batch-tokens", help="Token budget per merged batch."
+    batching: bool = typer.Option(
+        D.batching, "--batching/--no-batching", help="Dynamic micro-batching."
     ),
-    model_batch_tokens: int = typer.Option(
-        512,
+    max_batch_tokens: int = typer.Option(
+        D.max_batch_tokens, "--max-batch-tokens", help="Token budget per merged batch."
+    ),
+    batch_tokens: int = typer.Option(
+        D.batch_tokens,
+        "--batch-tokens",
         "--model-batch-tokens",
         help="Padded tokens per model forward (texts of similar length are grouped).",
     ),
     max_wait_ms: float = typer.Option(
-        2.0, "--max-wait-ms", help="How long a batch waits for more requests."
+        D.max_wait_ms, "--max-wait-ms", help="How long a batch waits for more requests."
     ),
-    max_queue: int = typer.Option(256, "--max-queue", help="Queued requests per model before 503."),
-    timeout: float = typer.Option(60.0, "--timeout", help="Request timeout in seconds."),
+    max_queue: int = typer.Option(
+        D.max_queue, "--max-queue", help="Queued requests per model before 503."
+    ),
+    timeout: float = typer.Option(
+        D.request_timeout_s, "--timeout", help="Request timeout in seconds."
+    ),
     max_body_mb: float = typer.Option(
-        4.0, "--max-body-mb", help="Largest request body (413 above)."
+        D.max_body_bytes / 2**20, "--max-body-mb", help="Largest request body (413 above)."
     ),
-    max_inputs: int = typer.Option(2048, "--max-inputs", help="Texts per request."),
-    max_input_chars: int = typer.Option(32768, "--max-input-chars", help="Characters per text."),
+    max_inputs: int = typer.Option(D.max_inputs, "--max-inputs", help="Texts per request."),
+    max_input_chars: int = typer.Option(
+        D.max_input_chars, "--max-input-chars", help="Characters per text."
+    ),
     truncate: bool = typer.Option(
-        True, "--truncate/--no-truncate", help="Over-long texts: truncate (reported) or 400."
+        D.truncate, "--truncate/--no-truncate", help="Over-long texts: truncate (reported) or 400."
     ),
     data_dir: Path | None = DataDirOpt,
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
@@ -87,8 +93,7 @@ def serve(
             f"the server needs its extra: pip install 'embedbox[server]' ({exc})"
         ) from exc
     keys = load_keys(api_key, api_key_file)
-    if port == 0:
-        port = _free_port(host)
+    port = _free_port(host) if port == 0 else _check_port(host, port)
     settings = ServerSettings(
         host=host,
         port=port,
@@ -104,7 +109,7 @@ def serve(
         metrics_public=metrics_public,
         batching=batching,
         max_batch_tokens=max_batch_tokens,
-        model_batch_tokens=model_batch_tokens,
+        batch_tokens=batch_tokens,
         max_wait_ms=max_wait_ms,
         max_queue=max_queue,
         request_timeout_s=timeout,
@@ -136,6 +141,21 @@ def startup_line(s: ServerSettings) -> str:
         f"embedbox serving on http://{shown}:{s.port}  models: {models}  auth: {auth}  "
         f"batching: {batching}  docs: http://{shown}:{s.port}/docs"
     )
+
+
+def _check_port(host: str, port: int) -> int:
+    """Fail now, not after the models have loaded, when the address is taken or not ours."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise InputError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; is another server running "
+                "there? Pick another --port (0: any free port)"
+            ) from exc
+    return port
 
 
 def _free_port(host: str) -> int:

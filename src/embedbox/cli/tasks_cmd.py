@@ -7,11 +7,9 @@ the name / folder of a collection.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
@@ -23,85 +21,12 @@ from embedbox.cli.common import (
     WhereOpt,
     app,
     console,
-    get_embedder,
     parse_where,
     print_json,
     progress_bar,
 )
-from embedbox.errors import InputError, NotFound
-
-TextFieldOpt = typer.Option("text", "--text-field", help="Record field holding the text.")
-IdFieldOpt = typer.Option("id", "--id-field", help="Record field holding the id (else row number).")
-
-
-@dataclass
-class Loaded:
-    """Items of a file or collection: ids, texts (None for .npy), metadata and vectors."""
-
-    ids: list[str]
-    texts: list[str] | None
-    records: list[dict[str, Any]]
-    vectors: np.ndarray
-    collection: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def load_input(
-    source: str,
-    text_field: str = "text",
-    id_field: str = "id",
-    model: str = "all-MiniLM-L6-v2",
-    compute: str = "auto",
-    data_dir: Path | None = None,
-    where: str | None = None,
-) -> Loaded:
-    """Read and embed a file, or read a collection's stored vectors."""
-    path = Path(source)
-    if path.is_file():
-        if where:
-            raise InputError("--where filters collections; it does not apply to a file")
-        if path.suffix.lower() == ".npy":
-            vectors = np.load(path, allow_pickle=False)
-            if vectors.ndim != 2:
-                raise InputError(
-                    f"{path}: expected a 2-D array (n, dim), got shape {vectors.shape}"
-                )
-            n = len(vectors)
-            return Loaded([str(i) for i in range(n)], None, [{} for _ in range(n)], vectors)
-        from embedbox.io import read_records
-
-        records = list(read_records(path))
-        if not records:
-            raise InputError(f"{path} holds no records")
-        texts = []
-        for n, rec in enumerate(records):
-            if text_field not in rec or not isinstance(rec[text_field], str):
-                fields = ", ".join(map(str, rec)) or "none"
-                raise InputError(
-                    f"{path}: record {n} has no text field {text_field!r} (fields: {fields}); "
-                    "use --text-field"
-                )
-            texts.append(rec[text_field])
-        ids = [str(r.get(id_field, n)) for n, r in enumerate(records)]
-        emb = get_embedder(model, compute)
-        with progress_bar("embedding") as update:
-            vectors = emb.embed(texts, progress=update)
-        return Loaded(ids, texts, records, vectors)
-    return load_collection(source, data_dir, where)
-
-
-def load_collection(name: str, data_dir: Path | None, where: str | None = None) -> Loaded:
-    from embedbox.collection import Collection
-
-    try:
-        col = Collection.open(name, data_dir=data_dir)
-    except NotFound as exc:
-        raise NotFound(f"{name!r} is neither a file nor a collection ({exc})") from exc
-    filt = parse_where(where)
-    ids, vectors = col.vectors(where=filt)
-    items = {it.id: it for it in col.items(where=filt)}
-    records = [{"id": i, "text": items[i].text, **items[i].metadata} for i in ids]
-    return Loaded(ids, [items[i].text for i in ids], records, vectors, col, {"where": filt})
+from embedbox.cli.inputs import IdFieldOpt, TextFieldOpt, load_input
+from embedbox.errors import InputError
 
 
 def _short(text: str, n: int = 70) -> str:
@@ -133,9 +58,9 @@ def recommend(
     as_json: bool = JsonOpt,
 ) -> None:
     """Recommend items similar to liked ones (and unlike disliked ones)."""
-    from embedbox.collection import Collection
-    from embedbox.recommend import RecommendOptions
-    from embedbox.recommend import recommend as run
+    from embedbox.store.collection import Collection
+    from embedbox.tasks.recommend import RecommendOptions
+    from embedbox.tasks.recommend import recommend as run
 
     col = Collection.open(collection, data_dir=data_dir)
     opts = RecommendOptions(k=k, diversity=diversity, half_life=half_life)
@@ -192,8 +117,8 @@ def cluster(
     as_json: bool = JsonOpt,
 ) -> None:
     """Group similar items and describe each group (size, representatives, keywords)."""
-    from embedbox.cluster import METHODS, ClusterOptions
-    from embedbox.cluster import cluster as run
+    from embedbox.tasks.cluster import METHODS, ClusterOptions
+    from embedbox.tasks.cluster import cluster as run
 
     if method not in METHODS:
         raise InputError(f"unknown --method {method!r}; use {', '.join(METHODS)}")
@@ -212,12 +137,14 @@ def cluster(
     )
     result = run(data.vectors, data.texts, opts)
     if write_field:
+        if data.collection is None:
+            raise InputError("--write-field writes into a collection; INPUT here is a file")
         items = data.collection.get(data.ids)
         metas = [
             {**it.metadata, write_field: int(lab)}
             for it, lab in zip(items, result.labels, strict=True)
         ]
-        data.collection.upsert([it.text for it in items], data.ids, metadatas=metas)
+        data.collection.update(data.ids, metadatas=metas)
     texts = data.texts or [""] * len(data.ids)
     clusters = [
         {
@@ -291,7 +218,7 @@ def dedup(
     as_json: bool = JsonOpt,
 ) -> None:
     """Find near-duplicate / paraphrase pairs without an n x n matrix; optionally drop or tag."""
-    from embedbox.mining import (
+    from embedbox.tasks.mining import (
         DedupAction,
         DedupReport,
         MiningOptions,
@@ -323,7 +250,7 @@ def dedup(
                     fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
             tmp.replace(output)
     else:
-        from embedbox.collection import Collection
+        from embedbox.store.collection import Collection
 
         col = Collection.open(input, data_dir=data_dir)
         action: DedupAction = "drop" if drop else "tag" if tag else "report"
@@ -376,7 +303,7 @@ def map_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Draw a 2-D map of the items, coloured by cluster, label or a metadata field."""
-    from embedbox.projection import MapStyle, write_map
+    from embedbox.tasks.projection import MapStyle, write_map
 
     if method not in ("auto", "umap", "pca", "tsne"):
         raise InputError(f"unknown --method {method!r}; use auto, umap, pca or tsne")
@@ -387,7 +314,7 @@ def map_cmd(
     if color_by == "none":
         colors = None
     elif color_by == "cluster":
-        from embedbox.cluster import ClusterOptions, cluster_labels
+        from embedbox.tasks.cluster import ClusterOptions, cluster_labels
 
         colors = [f"cluster {c}" for c in cluster_labels(data.vectors, ClusterOptions(k=k))]
     else:

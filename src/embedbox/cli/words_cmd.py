@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
+from embedbox.catalog import DEFAULT_TEXT_MODEL, DEFAULT_WORD_MODEL
 from embedbox.cli.common import JsonOpt, app, console, err_console, print_json, progress_bar
 from embedbox.errors import InputError
-from embedbox.words import DEFAULT_WORD_MODEL
+
+if TYPE_CHECKING:
+    pass
 
 words_app = typer.Typer(
     help="Word vectors (GloVe by default): similar words, analogies, odd-one-out, eval, train.",
@@ -218,16 +220,23 @@ def train(
 def tokens(
     text: str = typer.Argument(..., help="The text whose tokens to embed."),
     words: bool = typer.Option(False, "--words", help="One vector per word (pieces averaged)."),
-    model: str = typer.Option("all-MiniLM-L6-v2", "--model", "-m", help="Transformer model."),
+    model: str = typer.Option(DEFAULT_TEXT_MODEL, "--model", "-m", help="Transformer model."),
     normalize: bool = typer.Option(False, "--normalize", help="L2-normalise each vector."),
+    truncate: bool = typer.Option(
+        False, "--truncate", help="Keep the first tokens of a text longer than the model takes."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Contextual vectors for each token (or word) of a text, with character offsets."""
     from embedbox.cli.common import get_embedder
-    from embedbox.tokens import embed_tokens
+    from embedbox.tasks.tokens import embed_tokens
 
     tv = embed_tokens(
-        text, get_embedder(model, "fp32"), level="word" if words else "token", normalize=normalize
+        text,
+        get_embedder(model, "fp32"),
+        level="word" if words else "token",
+        normalize=normalize,
+        truncate=truncate,
     )
     if as_json:
         print_json(
@@ -246,5 +255,5 @@ def tokens(
         table.add_column(col)
     for i, (t, (s, e), v) in enumerate(zip(tv.tokens, tv.offsets, tv.vectors, strict=True)):
         first = " ".join(f"{x:+.3f}" for x in v[:5].tolist())
-        table.add_row(str(i), t, f"{s}-{e}", f"{float(np.linalg.norm(v)):.2f}", first)
+        table.add_row(str(i), t, f"{s}-{e}", f"{float((v @ v) ** 0.5):.2f}", first)
     console.print(table)

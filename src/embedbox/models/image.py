@@ -13,7 +13,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from embedbox.catalog import DEFAULT_IMAGE_MODEL, ModelSpec
-from embedbox.embed import validate_texts
 from embedbox.errors import InputError, ModelNotFound
+from embedbox.inputs import validate_texts
+from embedbox.types import Progress
 
-Progress = Callable[[int, int], None]
 CLIP_TYPES = ("clip", "siglip", "siglip2")
 
 
@@ -47,7 +47,7 @@ class ImageEncoder:
 
     name: str = "image"
     source: str = ""  # the name or path it was first loaded from
-    key: str = ""  # canonical identity (see `image_model_key`); "" when not loaded by name
+    key: str = ""  # `catalog.canonical_name` of what it was loaded as; "" when not by name
     dim: int = 0
     kind: str = "image"
     batch_size: int = 32
@@ -228,33 +228,25 @@ def efficientnet_weights() -> Path:
     return found[0]
 
 
-_EFFICIENTNET_NAMES = (DEFAULT_IMAGE_MODEL, "tf_efficientnet_lite0")
-_loaded: dict[str, ImageEncoder] = {}  # by canonical key, so aliases share one encoder
+_loaded: dict[str, ImageEncoder] = {}  # by canonical name, so aliases share one encoder
 
 
 def _locate(name_or_path: str | os.PathLike[str]) -> tuple[str, Path, ModelSpec | None]:
-    """(canonical key, weights file or model folder, catalog entry), loading nothing.
-
-    The key is the catalog name for the built-in EfficientNet, else the resolved absolute path.
-    """
-    from embedbox.catalog import find
+    """(canonical name, weights file or model folder, catalog entry), loading nothing."""
+    from embedbox.catalog import canonical_name, find
     from embedbox.models import resolve
 
     raw = str(name_or_path)
-    if raw.lower() in _EFFICIENTNET_NAMES:
-        return DEFAULT_IMAGE_MODEL, efficientnet_weights(), find(DEFAULT_IMAGE_MODEL)
+    key = canonical_name(raw)
+    if key == DEFAULT_IMAGE_MODEL:
+        return key, efficientnet_weights(), find(DEFAULT_IMAGE_MODEL)
     path = Path(raw).expanduser()
     if path.is_file() and path.suffix in (".pth", ".pt"):
-        return str(path.resolve()), path.resolve(), None
+        return key, path.resolve(), None
     folder, spec = resolve(raw)
     if spec is not None and spec.kind not in ("image", "text-image"):
         raise ModelNotFound(f"{spec.name!r} is a {spec.kind} model, not an image model")
-    return str(folder), folder, spec
-
-
-def image_model_key(name_or_path: str | os.PathLike[str]) -> str:
-    """The canonical identity of an image model: equal for every alias or spelling of its path."""
-    return _locate(name_or_path)[0]
+    return key, folder, spec
 
 
 def image_model_info(name_or_path: str | os.PathLike[str]) -> tuple[str, int]:
@@ -272,6 +264,14 @@ def image_model_info(name_or_path: str | os.PathLike[str]) -> tuple[str, int]:
         return ClipEncoder.kind, dim
     encoder = load_image_encoder(name_or_path)
     return encoder.kind, encoder.dim
+
+
+def load_classifier() -> EfficientNetEncoder:
+    """The shipped EfficientNet-Lite0 with its ImageNet head (for `classify`)."""
+    encoder = load_image_encoder(DEFAULT_IMAGE_MODEL)
+    if not isinstance(encoder, EfficientNetEncoder):  # the catalog entry names the .pth weights
+        raise ModelNotFound(f"{DEFAULT_IMAGE_MODEL} did not load as EfficientNet-Lite0")
+    return encoder
 
 
 def load_image_encoder(name_or_path: str | os.PathLike[str] = DEFAULT_IMAGE_MODEL) -> ImageEncoder:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from embedbox.embed import Embedder
-from embedbox.errors import EmbedboxError
+from embedbox.errors import EmbedboxError, require
 from embedbox.scale.reader import Shard
 from embedbox.scale.shard import make_embedder, process
 from embedbox.scale.spec import JobSpec, available_cores
@@ -35,7 +35,8 @@ def _init_worker(spec: JobSpec, threads: int) -> None:
 
 
 def _run_shard(shard: Shard) -> dict[str, Any]:
-    assert _worker is not None, "worker not initialised"
+    if _worker is None:  # the pool's initializer runs first; this is a bug, not bad input
+        raise EmbedboxError("the worker process was not initialised")
     return process(shard, _worker[0], _worker[1])
 
 
@@ -102,7 +103,7 @@ class ShardActor:
 
 def run_ray(spec: JobSpec, shards: list[Shard], on_done: OnDone) -> dict[str, Any]:
     """Ray Data `map_batches` over the pending shards with an actor pool of `ShardActor`."""
-    import ray
+    ray = require("ray", "scale", "--engine ray")
 
     started = False
     if not ray.is_initialized():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,7 @@ from embedbox.scale.engines import run_local, run_ray
 from embedbox.scale.reader import plan
 from embedbox.scale.shard import make_embedder
 from embedbox.scale.spec import JobSpec
-
-Progress = Callable[[int, int], None]
+from embedbox.types import Progress
 
 
 @dataclass(frozen=True)
@@ -135,7 +133,7 @@ def run_job(
 
 
 def _check_embedder(emb: Embedder, spec: JobSpec) -> None:
-    from embedbox.store.prepare import same_model
+    from embedbox.catalog import same_model
 
     compute = next(name for name, dtype in DTYPES.items() if dtype == emb.dtype)
     if not same_model(emb.name, spec.model) or spec.compute not in (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import numpy as np
 
 from embedbox.errors import Conflict, InputError, NotFound
 from embedbox.scale import manifest as mf
+from embedbox.types import Progress
 
 BATCH = 1000
 
@@ -29,14 +29,14 @@ class LoadReport:
 
 
 def load_embeddings_into(
-    collection: Any, out_dir: str | Path, progress: Callable[[int, int], None] | None = None
+    collection: Any, out_dir: str | Path, progress: Progress | None = None
 ) -> LoadReport:
     """Upsert every row of a finished job's shards into `collection` (ids, texts, vectors and
     pass-through columns as metadata). The model and dimension must match the collection's;
     loading the same output twice leaves it unchanged."""
     import pyarrow.parquet as pq
 
-    from embedbox.store.prepare import same_model
+    from embedbox.catalog import same_model
 
     folder = Path(out_dir)
     man = mf.load(folder)

@@ -72,9 +72,8 @@ class ShardRows:
 
     def take(self, indices: list[int]) -> pa.Table:
         """The rows at `indices` as an Arrow table."""
-        if self.records is not None:
-            return _table([self.records[i] for i in indices])
-        assert self.table is not None
+        if self.table is None:
+            return _table([self.records[i] for i in indices] if self.records else [])
         return self.table.take(pa.array(indices, pa.int64()))
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from embedbox import __version__
+import embedbox
 from embedbox.embed import Embedder
-from embedbox.server import extras, native, openai, ui
+from embedbox.server import docs, native, openai, ui
 from embedbox.server.errors import install_handlers, log
 from embedbox.server.limits import BodyLimitMiddleware
 from embedbox.server.metrics import Metrics, MetricsMiddleware
@@ -51,9 +51,11 @@ def create_app(
 
     app = FastAPI(
         title="embedbox",
-        version=__version__,
+        version=embedbox.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from local files by server.docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -63,8 +65,10 @@ def create_app(
     app.include_router(native.router)
     app.include_router(native.ops)
     app.state.collections = _include_collections(app, settings)
-    extras.install(app)  # words and images, where installed
+    _install_optional(app, "embedbox.server.words", "words")
+    _install_optional(app, "embedbox.server.images", "images")
     ui.install(app)  # the web explorer at /ui
+    docs.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.auth_enabled:
@@ -81,6 +85,14 @@ def _include_collections(app: FastAPI, settings: ServerSettings) -> Any:
         return None
     app.include_router(module.router)
     return module.CollectionCache(settings.data_dir)
+
+
+def _install_optional(app: FastAPI, module: str, extra: str) -> None:
+    """Routes of an optional family (their packages load on first use, not here)."""
+    try:
+        importlib.import_module(module).install(app)
+    except ImportError as exc:
+        log.warning("%s routes disabled: %s (pip install 'embedbox[%s]')", extra, exc, extra)
 
 
 def _declare_bearer(app: FastAPI) -> None:

@@ -95,6 +95,7 @@ def authorize(request: Request, write: bool) -> None:
             code="invalid_api_key",
             headers=challenge,
         )
+    request.state.read_only = key.read_only
     if write and key.read_only:
         raise ApiError(
             403,
@@ -102,6 +103,13 @@ def authorize(request: Request, write: bool) -> None:
             type="permission_error",
             code="read_only_key",
         )
+
+
+def sees_paths(request: Request) -> bool:
+    """Whether error messages may show server paths: to read-write keys, or when the server
+    has no keys (it then listens on loopback only, unless started --insecure-no-auth)."""
+    settings = request.app.state.settings
+    return not settings.api_keys or getattr(request.state, "read_only", True) is False
 
 
 async def require_read(request: Request) -> None:

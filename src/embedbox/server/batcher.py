@@ -19,17 +19,10 @@ from typing import Any
 import numpy as np
 
 from embedbox.embed import Embedder, EmbedResult
+from embedbox.errors import Overloaded, RequestTimeout
 from embedbox.server.metrics import Metrics
 
 log = logging.getLogger("embedbox.server")
-
-
-class Overloaded(Exception):
-    """The queue is full."""
-
-
-class RequestTimeout(Exception):
-    """The request waited longer than the server's timeout."""
 
 
 def estimate_tokens(text: str) -> int:

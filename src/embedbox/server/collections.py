@@ -10,18 +10,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from embedbox.collection import Collection, drop_collection, list_collections
 from embedbox.errors import Conflict, InputError, NotFound
 from embedbox.server.auth import require_read, require_write
 from embedbox.server.errors import ApiError
-from embedbox.server.limits import check_collection_name, check_filter, check_texts
+from embedbox.server.limits import CollectionName, check_collection_name, check_filter, check_texts
 from embedbox.server.schemas import (
     AddItems,
     CollectionInfo,
@@ -38,14 +36,11 @@ from embedbox.server.schemas import (
     WriteResult,
 )
 from embedbox.server.service import ERRORS, pool_of, settings_of
+from embedbox.store.collection import Collection, drop_collection, list_collections
 from embedbox.store.filters import compile_where
 
 T = TypeVar("T")
 router = APIRouter(prefix="/collections", tags=["collections"])
-Name = Annotated[
-    str,
-    PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$", description="Collection name."),
-]
 Read = [Depends(require_read)]
 Write = [Depends(require_write)]
 
@@ -92,14 +87,19 @@ async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(fn, *args, **kwargs)
 
 
-async def _collection(request: Request, name: str) -> Collection:
+async def open_collection(request: Request, name: str) -> Collection:
     """The open collection, with the served `Embedder` for its model (never a second copy)."""
     check_collection_name(name)
     cache = cache_of(request)
     col = cache.peek(name)
     if col is not None:
         return col
-    probe = await _call(Collection.open, name, data_dir=cache.data_dir)
+    try:
+        probe = await _call(Collection.open, name, data_dir=cache.data_dir)
+    except NotFound:
+        raise ApiError(
+            404, f"no collection {name!r}; create it with POST /collections", code="not_found"
+        ) from None
     model, kind = probe.model, probe.kind
     probe.close()
     embedder = None
@@ -116,13 +116,13 @@ async def _collection(request: Request, name: str) -> Collection:
     return await _call(cache.get, name, embedder)
 
 
-def _where(request: Request, where: dict[str, Any] | None) -> None:
+def check_where(request: Request, where: dict[str, Any] | None) -> None:
     check_filter(where, settings_of(request).max_filter_depth)
     if where is not None:
         try:
             compile_where(where)
         except InputError as exc:
-            raise ApiError(400, f"where: {exc}", param="where", code="invalid_filter") from None
+            raise ApiError(400, str(exc), param="where", code="invalid_filter") from None
 
 
 def _k(request: Request, k: int) -> None:
@@ -167,13 +167,13 @@ async def create(body: CreateCollection, request: Request) -> JSONResponse:
 
 
 @router.get("/{name}", response_model=CollectionInfo, responses=ERRORS, dependencies=Read)
-async def info(name: Name, request: Request) -> CollectionInfo:
-    col = await _collection(request, name)
+async def info(name: CollectionName, request: Request) -> CollectionInfo:
+    col = await open_collection(request, name)
     return CollectionInfo(**await _call(col.info))
 
 
 @router.delete("/{name}", response_model=Deleted, responses=ERRORS, dependencies=Write)
-async def drop(name: Name, request: Request) -> Deleted:
+async def drop(name: CollectionName, request: Request) -> Deleted:
     """Delete a collection and its files."""
     check_collection_name(name)
     cache = cache_of(request)
@@ -188,55 +188,55 @@ def _check_items(request: Request, body: AddItems) -> None:
 
 
 @router.post("/{name}/items", response_model=WriteResult, responses=ERRORS, dependencies=Write)
-async def add(name: Name, body: AddItems, request: Request) -> WriteResult:
+async def add(name: CollectionName, body: AddItems, request: Request) -> WriteResult:
     """Add new items (an existing id is a 409); ids are generated when omitted."""
     _check_items(request, body)
-    col = await _collection(request, name)
+    col = await open_collection(request, name)
     ids = await _call(col.add, body.texts, ids=body.ids, metadatas=body.metadatas)
     return WriteResult(ids=ids, added=len(ids))
 
 
 @router.put("/{name}/items", response_model=WriteResult, responses=ERRORS, dependencies=Write)
-async def upsert(name: Name, body: AddItems, request: Request) -> WriteResult:
+async def upsert(name: CollectionName, body: AddItems, request: Request) -> WriteResult:
     """Insert or replace items by id; unchanged texts are not re-embedded."""
     _check_items(request, body)
     if body.ids is None:
         raise ApiError(400, "ids: upsert needs ids", param="ids")
-    col = await _collection(request, name)
-    stats = await _call(col.upsert_stats, body.texts, body.ids, body.metadatas)
+    col = await open_collection(request, name)
+    stats = await _call(col.upsert_stats, body.texts, ids=body.ids, metadatas=body.metadatas)
     return WriteResult(
         ids=stats.ids, added=stats.added, updated=stats.updated, unchanged=stats.unchanged
     )
 
 
 @router.post("/{name}/items/get", response_model=ItemsOut, responses=ERRORS, dependencies=Read)
-async def get(name: Name, body: ItemIds, request: Request) -> ItemsOut:
+async def get(name: CollectionName, body: ItemIds, request: Request) -> ItemsOut:
     """Items by id, in the order asked (404 naming missing ids)."""
     if len(body.ids) > settings_of(request).max_inputs:
         raise ApiError(400, "ids: too many ids in one request", param="ids")
-    col = await _collection(request, name)
+    col = await open_collection(request, name)
     items = await _call(col.get, body.ids)
     return ItemsOut.model_validate({"items": [i.to_dict() for i in items]})
 
 
 @router.post("/{name}/items/delete", response_model=Deleted, responses=ERRORS, dependencies=Write)
-async def delete(name: Name, body: DeleteItems, request: Request) -> Deleted:
+async def delete(name: CollectionName, body: DeleteItems, request: Request) -> Deleted:
     """Delete items by ids and/or a `where` filter."""
     if body.ids is None and body.where is None:
         raise ApiError(400, "give ids, where, or both", param="ids")
-    _where(request, body.where)
-    col = await _collection(request, name)
+    check_where(request, body.where)
+    col = await open_collection(request, name)
     return Deleted(deleted=await _call(col.delete, ids=body.ids, where=body.where))
 
 
 @router.post("/{name}/search", response_model=SearchResponse, responses=ERRORS, dependencies=Read)
-async def search(name: Name, body: SearchRequest, request: Request) -> SearchResponse:
+async def search(name: CollectionName, body: SearchRequest, request: Request) -> SearchResponse:
     """Semantic, keyword (BM25) or hybrid search; `where` filters before ranking."""
     s = settings_of(request)
     check_texts([body.query], 1, s.max_input_chars, "query")
     _k(request, body.k)
-    _where(request, body.where)
-    col = await _collection(request, name)
+    check_where(request, body.where)
+    col = await open_collection(request, name)
     hits = await _call(
         col.search, body.query, k=body.k, where=body.where, mode=body.mode, include=body.include
     )
@@ -246,14 +246,16 @@ async def search(name: Name, body: SearchRequest, request: Request) -> SearchRes
 @router.post(
     "/{name}/recommend", response_model=RecommendResponse, responses=ERRORS, dependencies=Read
 )
-async def recommend(name: Name, body: RecommendRequest, request: Request) -> RecommendResponse:
+async def recommend(
+    name: CollectionName, body: RecommendRequest, request: Request
+) -> RecommendResponse:
     """Items like `like` / `history` and unlike `unlike`, excluding inputs and `exclude`."""
-    from embedbox.recommend import RecommendOptions
-    from embedbox.recommend import recommend as run
+    from embedbox.tasks.recommend import RecommendOptions
+    from embedbox.tasks.recommend import recommend as run
 
     _k(request, body.k)
-    _where(request, body.where)
-    col = await _collection(request, name)
+    check_where(request, body.where)
+    col = await open_collection(request, name)
     options = RecommendOptions(k=body.k, diversity=body.diversity)
     recs = await _call(
         run,

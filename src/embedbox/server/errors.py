@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,12 +12,30 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from embedbox.errors import Conflict, EmbedboxError, InputError, ModelNotFound, NotFound
+from embedbox.errors import (
+    Conflict,
+    EmbedboxError,
+    InputError,
+    ModelNotFound,
+    NotFound,
+    StorageError,
+)
 
 log = logging.getLogger("embedbox.server")
+# An absolute path of two or more parts (a file or folder on the server).
+_PATH = re.compile(r"(?<![\w.~:])(?:/[\w.\-]+){2,}/?")
 
 
-class ApiError(Exception):
+def public_message(message: str, show_paths: bool) -> str:
+    """A library error as an HTTP client may read it: server paths cut to their last part
+    unless `show_paths`, and command-line advice (`embedbox ...`) left out."""
+    if not show_paths:
+        message = _PATH.sub(lambda m: "…/" + m.group().rstrip("/").rsplit("/", 1)[-1], message)
+    message = re.sub(r"[;,] (?:create|run|see)[^;]*`embedbox [^`]*`[^;]*", "", message)
+    return message.replace("(CLI: --allow-pickle)", "").strip()
+
+
+class ApiError(EmbedboxError):
     """An error with an HTTP status, rendered as an OpenAI-style error object."""
 
     def __init__(
@@ -105,13 +124,19 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(EmbedboxError)
     async def _embedbox(request: Request, exc: EmbedboxError) -> JSONResponse:
+        from embedbox.server.auth import sees_paths
+
+        message = public_message(str(exc), sees_paths(request))
         if isinstance(exc, NotFound | ModelNotFound):
-            return error_response(404, str(exc), code="not_found")
+            return error_response(404, message, code="not_found")
         if isinstance(exc, Conflict):
-            return error_response(409, str(exc), code="conflict")
+            return error_response(409, message, code="conflict")
         if isinstance(exc, InputError):
-            return error_response(400, str(exc), code="invalid_value")
-        return error_response(400, str(exc))
+            return error_response(400, message, code="invalid_value")
+        if isinstance(exc, StorageError):
+            log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
+            return error_response(503, message, type="server_error", code="storage_error")
+        return error_response(400, message)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path as PathParam
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from embedbox.errors import InputError
+from embedbox.inputs import check_unicode
 from embedbox.server.errors import ApiError, error_response
+from embedbox.store.filters import depth
+from embedbox.store.paths import NAME_PATTERN
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(NAME_PATTERN)
+CollectionName = Annotated[str, PathParam(pattern=NAME_PATTERN, description="Collection name.")]
 
 
 class BodyLimitMiddleware:
@@ -92,7 +98,11 @@ def check_count(n: int, limit: int, param: str, noun: str, suffix: str = "") -> 
 
 
 def check_text(text: str, param: str, max_chars: int) -> None:
-    """Not empty, not over `max_chars` characters."""
+    """Not empty, valid Unicode, not over `max_chars` characters."""
+    try:
+        check_unicode(text, param)
+    except InputError as exc:
+        raise ApiError(400, str(exc), param=param, code="invalid_unicode") from None
     if not text.strip():
         raise ApiError(400, f"{param} is empty or whitespace only", param=param, code="empty_input")
     if len(text) > max_chars:
@@ -116,25 +126,17 @@ def check_collection_name(name: str, param: str = "name") -> None:
         )
 
 
-def filter_depth(value: Any) -> int:
-    """Nesting depth of a JSON filter (a scalar is 0)."""
-    if isinstance(value, dict):
-        return 1 + max((filter_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((filter_depth(v) for v in value), default=0)
-    return 0
-
-
 def check_filter(where: Any, max_depth: int, param: str = "where") -> None:
+    """A JSON object nesting at most `max_depth` filter objects (counted as the library does)."""
     if where is None:
         return
     if not isinstance(where, dict):
         raise ApiError(400, f"{param} must be a JSON object", param=param)
-    depth = filter_depth(where)
-    if depth > max_depth:
+    found = depth(where)
+    if found > max_depth:
         raise ApiError(
             400,
-            f"{param} is nested {depth} levels deep; the limit is {max_depth}",
+            f"{param} nests {found} filter objects deep; this server's limit is {max_depth}",
             param=param,
             code="filter_too_deep",
         )

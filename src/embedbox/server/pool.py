@@ -8,18 +8,12 @@ from collections.abc import Mapping
 from starlette.concurrency import run_in_threadpool
 
 from embedbox import models
-from embedbox.catalog import find
+from embedbox.catalog import catalog_name
 from embedbox.embed import Embedder
 from embedbox.server.batcher import MicroBatcher
 from embedbox.server.errors import ApiError
 from embedbox.server.metrics import Metrics
 from embedbox.server.settings import ServerSettings
-
-
-def canonical_name(model: str) -> str:
-    """The catalog name for a catalog name / alias / hub id, else the string itself."""
-    spec = find(model)
-    return spec.name if spec is not None else model
 
 
 class ModelPool:
@@ -33,11 +27,11 @@ class ModelPool:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.sources = {canonical_name(m): m for m in settings.models}
+        self.sources = {catalog_name(m): m for m in settings.models}
         self.names = list(self.sources)
         self.default = self.names[0]
         self.embedders: dict[str, Embedder] = {
-            canonical_name(k): v for k, v in (preloaded or {}).items()
+            catalog_name(k): v for k, v in (preloaded or {}).items()
         }
         self.batchers: dict[str, MicroBatcher] = {}
         self._lock = asyncio.Lock()
@@ -53,7 +47,7 @@ class ModelPool:
         """The served model a request names (default when omitted); 404 otherwise."""
         if requested is None or requested == "":
             return self.default
-        name = canonical_name(requested)
+        name = catalog_name(requested)
         if name in self.sources:
             return name
         raise ApiError(
@@ -103,7 +97,7 @@ class ModelPool:
                 self.sources[name],
                 compute=s.compute,
                 threads=s.threads,
-                batch_tokens=s.model_batch_tokens,
+                batch_tokens=s.batch_tokens,
             )
         except Exception as exc:
             self.load_errors[name] = str(exc)

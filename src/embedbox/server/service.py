@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 import orjson
 from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from embedbox.embed import Embedder, EmbedResult
-from embedbox.server.batcher import Overloaded, RequestTimeout
+from embedbox.errors import EmbedboxError, Overloaded, RequestTimeout
 from embedbox.server.errors import ApiError
 from embedbox.server.limits import check_texts
 from embedbox.server.pool import ModelPool
 from embedbox.server.schemas import ErrorResponse
 from embedbox.server.settings import ServerSettings
 from embedbox.similarity import shorten
+
+T = TypeVar("T")
 
 # Error responses documented on every route (so the OpenAPI schema tells the whole truth).
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -124,3 +129,44 @@ def json_response(payload: dict[str, Any], raw: dict[str, str], **kwargs: Any) -
         fields = ",".join(f"{json.dumps(k)}:{v}" for k, v in raw.items())
         body = body[:-1] + ("," if payload else "") + fields + "}"
     return Response(body, media_type="application/json", **kwargs)
+
+
+class Lazy(Generic[T]):
+    """A model loaded once, on first use, off the event loop; a failed load is retried later."""
+
+    def __init__(self, what: str, name: str | None, load: Callable[[str], T]) -> None:
+        self.what = what
+        self.name = name
+        self._load = load
+        self._value: T | None = None
+        self._lock = threading.Lock()
+        self.compute_lock = threading.Lock()  # one forward at a time: the CPU threads are shared
+
+    async def get(self) -> T:
+        if self._value is not None:
+            return self._value
+        if self.name is None:
+            raise ApiError(404, f"this server has no {self.what} (it was turned off)", code="off")
+        return await run_in_threadpool(self._get_sync)
+
+    def _get_sync(self) -> T:
+        with self._lock:
+            if self._value is None:
+                if self.name is None:  # turned off: get() answers that before coming here
+                    raise ApiError(404, f"this server has no {self.what}", code="off")
+                try:
+                    self._value = self._load(self.name)
+                except (EmbedboxError, ImportError, OSError) as exc:
+                    raise ApiError(
+                        503,
+                        f"{self.what} {self.name!r} could not be loaded: {exc}",
+                        type="server_error",
+                        code="model_unavailable",
+                    ) from None
+            return self._value
+
+
+def check_k(request: Request, k: int) -> None:
+    limit = settings_of(request).max_k
+    if k > limit:
+        raise ApiError(400, f"k is {k}; the limit is {limit}", param="k")

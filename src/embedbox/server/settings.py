@@ -6,8 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from embedbox.catalog import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
-from embedbox.words import DEFAULT_WORD_MODEL
+from embedbox.catalog import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, DEFAULT_WORD_MODEL
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class ServerSettings:
     max_batch_tokens: int = 8192  # estimated tokens the batcher merges into one model call
     # Padded tokens per forward inside that call: the merged texts are sorted by length and cut
     # into forwards of about this size, so short texts are not padded to the longest one.
-    model_batch_tokens: int = 512
+    batch_tokens: int = 512  # EmbedderOptions.batch_tokens of the served models
     max_wait_ms: float = 2.0
     max_queue: int = 256  # requests waiting per model before 503
     request_timeout_s: float = 60.0
@@ -78,7 +77,7 @@ class ServerSettings:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         for name, value in (
             ("max_batch_tokens", self.max_batch_tokens),
-            ("model_batch_tokens", self.model_batch_tokens),
+            ("batch_tokens", self.batch_tokens),
             ("max_queue", self.max_queue),
             ("max_body_bytes", self.max_body_bytes),
             ("max_inputs", self.max_inputs),

@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi import Path as PathParam
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from embedbox.errors import InputError
+from embedbox.errors import InputError, require
 from embedbox.images import IMAGE_SUFFIXES
-from embedbox.projection import ProjectMethod
 from embedbox.server.auth import require_read
 from embedbox.server.errors import ApiError
+from embedbox.server.limits import CollectionName
 from embedbox.server.service import ERRORS
+from embedbox.tasks.projection import ProjectMethod
 
 STATIC_DIR = Path(__file__).with_name("static")
 IMAGE_KEYS = ("image", "image_path", "path", "file")
@@ -39,7 +39,6 @@ MAX_POINTS = 2000  # a map above this many items is drawn from a seeded random s
 MAX_META_CHARS = 80  # longer metadata strings are left out of map points
 
 router = APIRouter(prefix="/ui/api", tags=["ui"], dependencies=[Depends(require_read)])
-Name = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 
 
 def install(app: FastAPI) -> None:
@@ -55,9 +54,9 @@ def install(app: FastAPI) -> None:
 
 
 async def _open(request: Request, name: str) -> Any:
-    from embedbox.server.collections import _collection
+    from embedbox.server.collections import open_collection
 
-    return await _collection(request, name)
+    return await open_collection(request, name)
 
 
 # ---- fields --------------------------------------------------------------------------------
@@ -103,7 +102,7 @@ def describe_fields(metadatas: list[dict[str, Any]], top: int = 20) -> list[dict
 
 @router.get("/collections/{name}/fields", responses=ERRORS)
 async def fields(
-    name: Name, request: Request, scan: Annotated[int, Query(ge=1, le=20_000)] = 5000
+    name: CollectionName, request: Request, scan: Annotated[int, Query(ge=1, le=20_000)] = 5000
 ) -> dict[str, Any]:
     """Collection info plus its metadata fields (from the first `scan` items)."""
     col = await _open(request, name)
@@ -187,6 +186,8 @@ def map_clusters(vectors: Any, seed: int = 0) -> Any:
     """k-means colours for a map, fast enough for a page: vectors reduced to 32 dimensions
     (PCA), k in 2..10 picked by silhouette on a sample. (`embedbox cluster` does the full job.)"""
     import numpy as np
+
+    require("sklearn", "tasks")
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
     from sklearn.metrics import silhouette_score
@@ -214,7 +215,7 @@ def build_map(col: Any, method: ProjectMethod, max_points: int, seed: int = 0) -
     """Project (a seeded sample of) a collection to 2-D and cluster it with k-means."""
     import numpy as np
 
-    from embedbox.projection import project
+    from embedbox.tasks.projection import project
 
     ids, vectors = col.vectors()
     total = len(ids)
@@ -262,7 +263,7 @@ def build_map(col: Any, method: ProjectMethod, max_points: int, seed: int = 0) -
 
 @router.get("/collections/{name}/map", responses=ERRORS)
 async def collection_map(
-    name: Name,
+    name: CollectionName,
     request: Request,
     method: ProjectMethod = "pca",
     max_points: Annotated[int, Query(ge=2, le=20_000)] = MAX_POINTS,
@@ -312,7 +313,7 @@ def thumbnail_bytes(path: Path, size: int) -> bytes:
     response_class=Response,
 )
 async def thumbnail(
-    name: Name,
+    name: CollectionName,
     item_id: str,
     request: Request,
     size: Annotated[int, Query(ge=16, le=1024)] = 160,

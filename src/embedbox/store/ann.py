@@ -29,15 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from embedbox.errors import require
 from embedbox.store.vectors import VectorTable
 
 _FORMAT = 2  # bump when the saved layout changes: older files are then rebuilt
 
 
 def _faiss() -> Any:
-    import faiss  # the `store` extra; imported on first use
-
-    return faiss
+    return require("faiss", "store", "the HNSW index")  # imported on first use
 
 
 @dataclass(frozen=True)

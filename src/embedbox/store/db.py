@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from embedbox.errors import Conflict, InputError
+from embedbox.errors import Conflict, StorageError
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 60_000
@@ -51,35 +51,107 @@ CREATE VIRTUAL TABLE fts USING fts5(text, tokenize = 'unicode61 remove_diacritic
 MIGRATIONS: dict[int, str] = {1: _V1}
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (or create) the database with the settings every embedbox connection uses."""
+def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+    """Open (or create) the database with the settings every embedbox connection uses.
+
+    `read_only`: open without write access (a read-only folder or file); writes then fail with
+    a `StorageError`. Errors opening a damaged file are `StorageError`s naming it.
+    """
+    try:
+        if read_only:
+            conn = _connect_read_only(path)
+        else:
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":  # e.g. a network filesystem
+                conn.execute("PRAGMA journal_mode = DELETE")
+            conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # Search fetches k random rows per query: keep hot pages in memory, not one pread each
+        # (the default 2 MB cache holds a few thousand rows). A cap, allocated as pages are read.
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")  # first reads of a page: no syscall
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+    except sqlite3.DatabaseError as exc:
+        raise storage_error(exc, path, "open") from exc
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection. A WAL database in a folder we cannot write may lack the -shm
+    file readers need; then it is opened as immutable (nobody can be writing it here)."""
+    uri = path.resolve().as_uri()
+    try:
+        return _probe(uri + "?mode=ro")
+    except sqlite3.OperationalError:
+        return _probe(uri + "?mode=ro&immutable=1")
+
+
+def _probe(uri: str) -> sqlite3.Connection:
     conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
     )
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":  # e.g. a network filesystem
-        conn.execute("PRAGMA journal_mode = DELETE")
-    conn.execute("PRAGMA synchronous = FULL")
-    # Search fetches k random rows per query: keep hot pages in memory, not one pread each
-    # (the default 2 MB cache holds a few thousand rows). A cap, allocated as pages are read.
-    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")  # first reads of a page: no syscall
-    conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        conn.close()
+        raise
     return conn
 
 
+def storage_error(exc: sqlite3.Error, path: Path, doing: str) -> StorageError:
+    """An SQLite failure as one clear line: what happened to which file and what to do."""
+    text = str(exc)
+    low = text.lower()
+    if "is full" in low or "disk i/o" in low:
+        reason, why = "full", "the disk is full (or failing)"
+        fix = "free some space and run the command again: what was committed is kept"
+    elif "readonly" in low or "read-only" in low or "attempt to write" in low:
+        reason, why = "read_only", "it is read-only"
+        fix = "make the folder writable, or only read from it"
+    elif "not a database" in low or "malformed" in low or "corrupt" in low:
+        reason, why = "damaged", "the file is damaged"
+        fix = "see `embedbox collection check`; restore the file from a copy"
+    elif "unable to open" in low:
+        reason, why = "unreadable", "the file cannot be opened"
+        fix = "check that the folder exists and is readable"
+    else:
+        reason, why, fix = "other", text, "see the SQLite error above"
+    detail = "" if why == text else f" ({text})"
+    return StorageError(f"cannot {doing} {path}: {why}{detail}; {fix}", reason)
+
+
 @contextmanager
-def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction that bumps the generation; rolled back on any error."""
-    conn.execute("BEGIN IMMEDIATE")
+def write(conn: sqlite3.Connection, path: Path | None = None) -> Iterator[sqlite3.Connection]:
+    """A write transaction that bumps the generation; rolled back on any error. SQLite errors
+    (full disk, read-only file) become `StorageError`s naming `path`."""
     try:
-        yield conn
-        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # SQLite has already rolled back after some errors
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.DatabaseError as exc:
+        raise storage_error(exc, path or Path(db_file(conn)), "write to") from exc
+
+
+def db_file(conn: sqlite3.Connection) -> str:
+    """The file behind a connection."""
+    return str(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
+def integrity(conn: sqlite3.Connection) -> list[str]:
+    """SQLite's integrity check: [] when the database is sound, else what is wrong."""
+    rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()]
+    return [] if rows == ["ok"] else rows
 
 
 def version(conn: sqlite3.Connection) -> int:
@@ -115,7 +187,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
             "upgrade embedbox"
         )
     if current == 0:
-        raise InputError(f"{path} is not an embedbox collection (no schema)")
+        raise StorageError(f"{path} is not an embedbox collection (no schema)")
     for v in range(current + 1, SCHEMA_VERSION + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -9,6 +9,10 @@
 
 Clauses run on `documents.metadata` (JSON) inside SQLite, so the filter is applied *before* the
 vector search. Anything malformed is an `InputError` saying what is wrong.
+
+Depth is the number of filter objects nested inside each other: `{"a": 1}` is 1, `{"$and":
+[{"a": 1}]}` is 2, `{"a": {"$gt": 1}}` is 2 (lists do not count). The library refuses more than
+`MAX_DEPTH`; the server's limit (`max_filter_depth`) is counted the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import re
 from typing import Any
 
 from embedbox.errors import InputError
+from embedbox.inputs import check_unicode
 
+MAX_DEPTH = 32
 Where = dict[str, Any]
 _KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-.:]{0,127}$")
 _COMPARE = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
@@ -35,9 +41,29 @@ def compile_where(where: Where | None, column: str = "d.metadata") -> tuple[str,
             where = json.loads(where)
         except json.JSONDecodeError as exc:
             raise InputError(f"filter is not valid JSON: {exc.msg}") from exc
+    check_depth(where, MAX_DEPTH)
     params: list[Any] = []
     sql = _node(where, column, params, "where")
     return sql, params
+
+
+def depth(where: Any) -> int:
+    """How many filter objects nest inside each other (see the module docstring)."""
+    deepest, todo = 0, [(where, 0)]
+    while todo:  # iterative: a hostile filter nested 10 000 deep must not overflow the stack
+        node, level = todo.pop()
+        if isinstance(node, dict):
+            deepest = max(deepest, level + 1)
+            todo.extend((v, level + 1) for v in node.values())
+        elif isinstance(node, list):
+            todo.extend((v, level) for v in node)
+    return deepest
+
+
+def check_depth(where: Any, limit: int, param: str = "where") -> None:
+    found = depth(where)
+    if found > limit:
+        raise InputError(f"{param} nests {found} filter objects deep; the limit is {limit}")
 
 
 def _node(node: Any, column: str, params: list[Any], at: str) -> str:
@@ -113,6 +139,8 @@ def _field(key: str, cond: Any, column: str, params: list[Any], at: str) -> str:
 
 
 def _scalar(value: Any, at: str, ordered: bool) -> None:
+    if isinstance(value, str):
+        check_unicode(value, at)
     if ordered:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise InputError(f"{at}: expects a number or a string, got {value!r}")

@@ -9,7 +9,8 @@ from pathlib import Path
 from embedbox.errors import InputError
 
 DB_FILE = "collection.db"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"  # also the server's path parameter
+_NAME = re.compile(NAME_PATTERN)
 
 
 def resolve_data_dir(override: str | Path | None = None) -> Path:

@@ -1,5 +1,5 @@
-"""Row-level SQL for collections: insert/delete documents with their chunks and FTS rows,
-look ups by id, keyword (FTS5) queries and the rows behind search hits."""
+"""All row-level SQL of a collection: insert/delete documents with their chunks and FTS rows,
+look-ups by id, counts, the embedding cache, keyword (FTS5) queries and the rows behind hits."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from embedbox.store.prepare import Prepared
-from embedbox.store.vectors import encode_vector
+from embedbox.inputs import may_need_repair, repair
+from embedbox.store.embedding import Prepared
+from embedbox.store.vectors import decode_vectors, encode_vector
 
 BATCH = 500  # values per SQL IN (...)
 HitRow = tuple[int, int, int, int, str, str, str, int]  # rid idx start end id text meta n_chunks
@@ -49,6 +50,40 @@ def by_ids(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[str, str
         ):
             rows[doc_id] = (text, meta)
     return rows
+
+
+def count_documents(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+
+
+def count_chunks(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+
+def doc_rids(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[tuple[int, str]]:
+    """(row id, id) of the documents matching a compiled filter, in insertion order."""
+    return conn.execute(
+        f"SELECT d.rid, d.id FROM documents d WHERE {sql} ORDER BY d.rid", params
+    ).fetchall()
+
+
+def set_metadata(conn: sqlite3.Connection, rid: int, meta: dict[str, Any]) -> None:
+    conn.execute("UPDATE documents SET metadata = ? WHERE rid = ?", (json.dumps(meta), rid))
+
+
+def vectors_by_hash(
+    conn: sqlite3.Connection, hashes: list[str], dim: int, precision: str
+) -> dict[str, np.ndarray]:
+    """Stored vectors of the chunks with these content hashes (the embedding cache)."""
+    out: dict[str, np.ndarray] = {}
+    for part in batches(hashes):
+        rows = conn.execute(
+            f"SELECT hash, vector FROM chunks WHERE hash IN ({_marks(part)}) GROUP BY hash", part
+        ).fetchall()
+        if rows:
+            mat = decode_vectors([r[1] for r in rows], dim, precision)
+            out.update({r[0]: v for r, v in zip(rows, mat, strict=True)})
+    return out
 
 
 def page(
@@ -152,3 +187,12 @@ def doc_fields(
         sql = f"SELECT rid, {cols} FROM documents WHERE rid IN ({_marks(part)})"
         found.update((rid, (t, m)) for rid, t, m in conn.execute(sql, part))
     return found
+
+
+def load_metadata(raw: str) -> dict[str, Any]:
+    """Stored metadata JSON -> dict. Rows written before Unicode was checked on the way in may
+    hold lone surrogates: those are replaced, so such a row still reads and prints."""
+    if raw == "{}":
+        return {}
+    meta = json.loads(raw)
+    return repair(meta) if may_need_repair(raw) else meta

@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 from embedbox.errors import InputError
+from embedbox.inputs import check_unicode
 from embedbox.store import rows as sq
 from embedbox.store.ann import AnnIndex, AnnOptions
 from embedbox.store.chunking import Span
-from embedbox.store.filters import Where, compile_where
+from embedbox.store.filters import compile_where
 from embedbox.store.vectors import VectorTable, subset, top_docs
+from embedbox.types import Where
 
 RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -48,21 +50,27 @@ class Hit:
 FIELDS = frozenset({"text", "metadata"})
 
 
-def check_search(query: object, k: object, mode: object, include: object) -> frozenset[str]:
-    """Validate `search` arguments: a positive int `k`, a known `mode`, text for keywords and
-    `include` naming hit fields -> those fields."""
+def check_search(k: object, mode: object, include: object) -> frozenset[str]:
+    """Validate `search` arguments: a positive int `k`, a known `mode` and `include` naming
+    hit fields -> those fields."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}")
     if mode not in ("semantic", "keyword", "hybrid"):
         raise InputError(f"mode must be semantic, keyword or hybrid, not {mode!r}")
-    if mode != "semantic" and not isinstance(query, str):
-        raise InputError(f"{mode} search needs a text query, not a vector")
     if isinstance(include, str) or not isinstance(include, (list, tuple, set, frozenset)):
         raise InputError(f"include must be a list of fields (text, metadata), got {include!r}")
     unknown = set(include) - FIELDS
     if unknown:
         raise InputError(f"include: unknown field {sorted(unknown)[0]!r}; use text, metadata")
     return frozenset(include)
+
+
+def check_text_query(query: object, mode: str) -> str:
+    """Keyword and hybrid search rank words: the query must be a text."""
+    if not isinstance(query, str):
+        raise InputError(f"{mode} search needs a text query, not a vector")
+    check_unicode(query, "the query")
+    return query
 
 
 def vector_top(
@@ -168,7 +176,7 @@ def _hit(
     doc_id: str, score: float, text: str, meta: str, idx: int, start: int, end: int, chunks: int
 ) -> Hit:
     """A hit from its row fields: a chunked document's hit carries its window of the text."""
-    metadata = {} if meta == "{}" else json.loads(meta)
+    metadata = sq.load_metadata(meta)
     if chunks > 1:
         return Hit(doc_id, score, text[start:end], metadata, doc_id, (start, end), idx)
     return Hit(doc_id, score, text, metadata, None, (start, end), idx)

@@ -13,11 +13,24 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from embedbox.errors import InputError
+from embedbox.errors import InputError, require
 from embedbox.similarity import as_matrix, iter_chunks, normalize
 
 if TYPE_CHECKING:
-    from embedbox.collection import Collection
+    from embedbox.store.collection import Collection
+
+__all__ = [
+    "ClusterInfo",
+    "ClusterOptions",
+    "ClusterResult",
+    "choose_k",
+    "class_tfidf_keywords",
+    "cluster",
+    "cluster_collection",
+    "cluster_labels",
+    "community_labels",
+    "describe",
+]
 
 ClusterMethod = Literal["kmeans", "hdbscan", "agglomerative", "community"]
 METHODS: tuple[str, ...] = ("kmeans", "hdbscan", "agglomerative", "community")
@@ -86,6 +99,7 @@ def cluster_labels(vectors: np.ndarray, options: ClusterOptions | None = None) -
         k = opts.k if opts.k is not None else choose_k(x, opts.k_range, opts.seed)[0]
         return _kmeans(x, k, opts.seed)
     if opts.method == "hdbscan":
+        require("sklearn", "tasks")
         from sklearn.cluster import HDBSCAN
 
         if opts.min_cluster_size < 2:
@@ -125,6 +139,7 @@ def _check_k(k: int, n: int) -> int:
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    require("sklearn", "tasks")
     from sklearn.cluster import KMeans
 
     model = KMeans(n_clusters=_check_k(k, len(x)), n_init=4, random_state=seed)
@@ -135,6 +150,7 @@ def choose_k(
     vectors: np.ndarray, k_range: tuple[int, int] = (2, 12), seed: int = 0, sample: int = 4000
 ) -> tuple[int, dict[int, float]]:
     """The k in `k_range` (inclusive) with the best cosine silhouette, and every k's score."""
+    require("sklearn", "tasks")
     from sklearn.metrics import silhouette_score
 
     x = normalize(as_matrix(vectors))
@@ -223,6 +239,7 @@ def class_tfidf_keywords(
 ) -> dict[int, list[str]]:
     """Class-based TF-IDF (BERTopic's c-TF-IDF): each cluster's texts are one document; a word
     scores tf(word, cluster) * log(1 + mean words per cluster / frequency of word overall)."""
+    require("sklearn", "tasks")
     from sklearn.feature_extraction.text import CountVectorizer
 
     if len(texts) != len(labels):
@@ -261,6 +278,7 @@ def cluster(
 
 
 def _silhouette(x: np.ndarray, labels: np.ndarray, seed: int) -> float | None:
+    require("sklearn", "tasks")
     from sklearn.metrics import silhouette_score
 
     keep = labels >= 0
@@ -296,5 +314,5 @@ def cluster_collection(
             {**items[i].metadata, write_field: int(lab)}
             for i, lab in zip(ids, result.labels, strict=True)
         ]
-        collection.upsert(texts, ids, metadatas=metas)  # same texts: metadata-only update
+        collection.update(ids, metadatas=metas)
     return ids, texts, result

@@ -12,8 +12,10 @@ from typing import Literal
 
 import numpy as np
 
-from embedbox.errors import InputError
+from embedbox.errors import InputError, require
 from embedbox.similarity import as_matrix, normalize
+
+__all__ = ["MapStyle", "has_umap", "project", "write_html", "write_map", "write_png"]
 
 ProjectMethod = Literal["auto", "umap", "pca", "tsne"]
 MAP_FORMATS = ("png", "html")
@@ -34,6 +36,7 @@ def project(vectors: np.ndarray, method: ProjectMethod = "auto", seed: int = 0) 
     if method == "auto":
         method = "umap" if has_umap() and n >= 10 else "pca"
     if method == "pca":
+        require("sklearn", "tasks")
         from sklearn.decomposition import PCA
 
         if x.shape[1] < 2:
@@ -49,6 +52,7 @@ def project(vectors: np.ndarray, method: ProjectMethod = "auto", seed: int = 0) 
     elif method == "umap":
         if not has_umap():
             raise InputError("UMAP is not installed: `pip install umap-learn`, or use pca / tsne")
+        require("umap", "maps")
         import umap
 
         neighbours = min(15, n - 1)
@@ -92,6 +96,7 @@ def write_png(
     style: MapStyle | None = None,
 ) -> Path:
     """Scatter plot PNG of exactly `style.size` pixels, one colour per distinct `colors` value."""
+    require("matplotlib", "tasks")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,6 +141,7 @@ def write_html(
 ) -> Path:
     """Interactive, self-contained HTML (plotly.js inlined: opens offline); one trace per
     colour group, hover shows the id and the (shortened) text."""
+    require("plotly", "tasks")
     import plotly.graph_objects as go
 
     st = style or MapStyle()

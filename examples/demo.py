@@ -1,6 +1,6 @@
 """`make demo`: the main jobs on the shipped default model and shipped corpora.
 
-Run with `python -m embedbox.demo`. Each step prints what it did and how long it took.
+Run with `python examples/demo.py`. Each step prints what it did and how long it took.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from embedbox import Embedder, hardware
-from embedbox.collection import Collection
+from embedbox import Collection, Embedder, hardware
 from embedbox.datasets import lee_background, sts_b
 from embedbox.similarity import top_k
+from embedbox.tasks.cluster import ClusterOptions, cluster_collection
+from embedbox.tasks.projection import write_map
+from embedbox.tasks.recommend import RecommendOptions, recommend
+from embedbox.types import Mode, Where
 
 console = Console()
 
@@ -81,26 +84,23 @@ def news_collection(emb: Embedder, where: Path) -> Collection:
 
 
 def searches(col: Collection) -> None:
-    for query, mode, where in (
+    queries: tuple[tuple[str, Mode, Where | None], ...] = (
         ("bushfires threatening homes", "semantic", None),
         ("Shoalhaven", "keyword", None),
         ("peace talks in the Middle East", "hybrid", {"words": {"$lt": 200}}),
-    ):
+    )
+    for query, mode, where in queries:
         title = f"{mode} search: {query!r}" + (f" where {where}" if where else "")
         table = Table(title=title)
         table.add_column("score", justify="right")
         table.add_column("id")
         table.add_column("text")
-        for hit in col.search(query, k=3, mode=mode, where=where):  # type: ignore[arg-type]
+        for hit in col.search(query, k=3, mode=mode, where=where):
             table.add_row(f"{hit.score:.3f}", hit.id, hit.text[:90] + "…")
         console.print(table)
 
 
 def recommendations_and_clusters(col: Collection, where: Path) -> None:
-    from embedbox.cluster import ClusterOptions, cluster_collection
-    from embedbox.projection import write_map
-    from embedbox.recommend import RecommendOptions, recommend
-
     liked = col.search("bushfires threatening homes", k=1)[0]
     recs = recommend(col, like=[liked.id], options=RecommendOptions(k=3, diversity=0.7))
     table = Table(title=f"More like {liked.id} ({liked.text[:50]}…), diversified")

@@ -7,7 +7,7 @@ then grouped (union-find) so each duplicate group keeps one item.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,13 +15,24 @@ import numpy as np
 
 from embedbox.errors import InputError
 from embedbox.similarity import as_matrix, normalize
+from embedbox.types import Progress
 
 if TYPE_CHECKING:
-    from embedbox.collection import Collection
+    from embedbox.store.collection import Collection
+
+__all__ = [
+    "DedupReport",
+    "MiningOptions",
+    "Pair",
+    "dedup_collection",
+    "dedup_ids",
+    "duplicate_groups",
+    "duplicates_to_drop",
+    "mine_pairs",
+]
 
 Strategy = Literal["auto", "exact", "ann"]
 DedupAction = Literal["report", "tag", "drop"]
-Progress = Callable[[int, int], None]
 ANN_FROM = 200_000  # `auto` switches to the ANN index from this many items
 
 
@@ -248,7 +259,7 @@ def dedup_collection(
         metas = [
             {**it.metadata, tag_field: keep} for (keep, _), it in zip(extra, items, strict=True)
         ]
-        collection.upsert([it.text for it in items], [it.id for it in items], metadatas=metas)
+        collection.update([it.id for it in items], metadatas=metas)
         changed = len(items)
     else:
         changed = 0

@@ -14,11 +14,23 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from embedbox.errors import InputError, NotFound
+from embedbox.errors import InputError, NotFound, require
 from embedbox.similarity import as_matrix, normalize
 
 if TYPE_CHECKING:
     from embedbox.embed import Embedder
+
+__all__ = [
+    "ClassStats",
+    "Head",
+    "Prediction",
+    "Report",
+    "TextClassifier",
+    "ZeroShotClassifier",
+    "evaluate",
+    "fit_head",
+    "train_test_split",
+]
 
 Method = Literal["logreg", "knn"]
 FORMAT = "embedbox-classifier"
@@ -168,6 +180,7 @@ def fit_head(
     index = {c_: i for i, c_ in enumerate(classes)}
     y = np.array([index[v] for v in y_str], dtype=np.int64)
     if method == "logreg":
+        require("sklearn", "tasks")
         from sklearn.linear_model import LogisticRegression
 
         model = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x, y)
@@ -312,6 +325,7 @@ class Report:
 
 def evaluate(y_true: Sequence[str], y_pred: Sequence[str]) -> Report:
     """Classification report from true and predicted labels."""
+    require("sklearn", "tasks")
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
     if len(y_true) != len(y_pred):
@@ -337,6 +351,7 @@ def train_test_split(
     """Index arrays (train, test); stratified by `labels` when given."""
     if not 0 < test_fraction < 1:
         raise InputError("test fraction must be between 0 and 1")
+    require("sklearn", "tasks")
     from sklearn.model_selection import train_test_split as split
 
     idx = np.arange(n)
