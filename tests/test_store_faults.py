@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from embedbox import Collection, InputError, StorageError, list_collections
+from embedbox import Collection, EmbedboxWarning, InputError, StorageError, list_collections
 from embedbox.store import filters
 from embedbox.store.ingest import IngestOptions, ingest
 from tests.cli_runner import run_cli
@@ -192,3 +193,53 @@ def test_a_full_disk_is_one_line_with_what_was_committed(tmp_path: Path) -> None
     committed = col.count() - 1
     assert committed % 100 == 0 and f"{committed} documents" in message
     assert col.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# ---- filters compare like with like ----------------------------------------------------------
+def test_range_filters_compare_numbers_with_numbers_and_warn_about_text(tmp_path: Path) -> None:
+    col = Collection.open("y", "my-vectors", data_dir=tmp_path, create=True, kind="vector", dim=16)
+    years = [1990, 2005, "1995", "2010"]  # the last two as an older CSV ingest stored them
+    col.add(
+        [f"doc {y}" for y in years],
+        ids=["n1990", "n2005", "t1995", "t2010"],
+        metadatas=[{"year": y} for y in years],
+        vectors=vectors(4),
+    )
+    q = vectors(1)[0]
+    with pytest.warns(EmbedboxWarning, match=r"metadata 'year' as text"):
+        got = {h.id for h in col.search(q, k=4, where={"year": {"$gte": 2000}})}
+    assert got == {"n2005"}  # the text "2010" is not a number; "1995" is not >= 2000 either
+    assert {h.id for h in col.search(q, k=4, where={"year": {"$lt": "2000"}})} == {"t1995"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per field, not on every query
+        col.search(q, k=4, where={"year": {"$lte": 2000}})
+
+
+def test_an_unchanged_upsert_writes_nothing(tmp_path: Path) -> None:
+    col = Collection.open("g", "my-vectors", data_dir=tmp_path, create=True, kind="vector", dim=16)
+    texts, ids, vecs = ["a", "b", "c"], ["d0", "d1", "d2"], vectors(3)
+    col.upsert(texts, ids=ids, vectors=vecs)
+    gen = col.generation
+    stats = col.upsert_stats(texts, ids=ids, vectors=vecs)  # re-running an import
+    assert (stats.unchanged, stats.added, stats.updated) == (3, 0, 0) and col.generation == gen
+    col.upsert(["a"], ids=["d0"], metadatas=[{"new": 1}], vectors=vecs[:1])
+    assert col.generation == gen + 1
+
+
+def test_self_similarity_is_at_most_one() -> None:
+    from embedbox.similarity import similarity_matrix
+
+    m = similarity_matrix(vectors(50, 384), vectors(50, 384))
+    assert m.max() <= 1.0 and m.min() >= -1.0
+    x = vectors(200, 384)
+    assert similarity_matrix(x, x).max() <= 1.0  # the diagonal, rounded, never above 1
+
+
+def test_query_shapes_are_named_clearly(tmp_path: Path) -> None:
+    col = make(tmp_path, "s")
+    with pytest.raises(InputError, match="a query must be a text or a vector"):
+        col.search(None)  # type: ignore[call-overload]
+    with pytest.raises(InputError, match="query vector has 8 dimensions; collection 's' has 16"):
+        col.search(vectors(1, 8)[0])
+    batch = col.search(vectors(2), k=3)  # a 2-D array is a batch of queries
+    assert len(batch) == 2 and all(len(hits) == 3 for hits in batch)

@@ -41,11 +41,12 @@ def similarity_matrix(a: np.ndarray, b: np.ndarray, metric: Metric = "cosine") -
     a, b = as_matrix(a, "a"), as_matrix(b, "b")
     if a.shape[1] != b.shape[1]:
         raise InputError(f"dimension mismatch: {a.shape[1]} vs {b.shape[1]}")
-    if metric == "cosine":
-        a, b = normalize(a), normalize(b)
-    elif metric != "dot":
+    if metric == "dot":
+        return a @ b.T
+    if metric != "cosine":
         raise InputError(f"unknown metric {metric!r}; use 'cosine' or 'dot'")
-    return a @ b.T
+    # float32 rounding can put a unit vector's cosine with itself at 1.0000001
+    return np.clip(normalize(a) @ normalize(b).T, -1.0, 1.0)
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,9 +17,15 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from embedbox.errors import Conflict, InputError, NotFound
-from embedbox.server.auth import require_read, require_write
-from embedbox.server.errors import ApiError
-from embedbox.server.limits import CollectionName, check_collection_name, check_filter, check_texts
+from embedbox.server.auth import require_read, require_write, sees_paths
+from embedbox.server.errors import ApiError, public_message
+from embedbox.server.limits import (
+    CollectionName,
+    check_collection_name,
+    check_filter,
+    check_text,
+    check_texts,
+)
 from embedbox.server.schemas import (
     AddItems,
     CollectionInfo,
@@ -131,11 +137,21 @@ def _k(request: Request, k: int) -> None:
         raise ApiError(400, f"k is {k}; the limit is {limit}", param="k")
 
 
+def public_info(request: Request, info: dict[str, Any]) -> CollectionInfo:
+    """A collection's info as this client may see it: server paths for read-write keys only."""
+    shown = dict(info)
+    if not sees_paths(request):
+        shown.pop("path", None)
+    if "error" in shown:
+        shown["error"] = public_message(str(shown["error"]), sees_paths(request))
+    return CollectionInfo(**shown)
+
+
 @router.get("", response_model=CollectionList, responses=ERRORS, dependencies=Read)
 async def list_all(request: Request) -> CollectionList:
-    """Every collection with its info."""
+    """Every collection with its info; one that cannot be read is listed with an `error`."""
     infos = await _call(list_collections, cache_of(request).data_dir)
-    return CollectionList(collections=[CollectionInfo(**i) for i in infos])
+    return CollectionList(collections=[public_info(request, i) for i in infos])
 
 
 @router.post(
@@ -163,13 +179,13 @@ async def create(body: CreateCollection, request: Request) -> JSONResponse:
         return cache.get(body.name, embedder).info()
 
     info = await _call(make)
-    return JSONResponse(CollectionInfo(**info).model_dump(), status_code=201)
+    return JSONResponse(public_info(request, info).model_dump(), status_code=201)
 
 
 @router.get("/{name}", response_model=CollectionInfo, responses=ERRORS, dependencies=Read)
 async def info(name: CollectionName, request: Request) -> CollectionInfo:
     col = await open_collection(request, name)
-    return CollectionInfo(**await _call(col.info))
+    return public_info(request, await _call(col.info))
 
 
 @router.delete("/{name}", response_model=Deleted, responses=ERRORS, dependencies=Write)
@@ -233,7 +249,7 @@ async def delete(name: CollectionName, body: DeleteItems, request: Request) -> D
 async def search(name: CollectionName, body: SearchRequest, request: Request) -> SearchResponse:
     """Semantic, keyword (BM25) or hybrid search; `where` filters before ranking."""
     s = settings_of(request)
-    check_texts([body.query], 1, s.max_input_chars, "query")
+    check_text(body.query, "query", s.max_input_chars)
     _k(request, body.k)
     check_where(request, body.where)
     col = await open_collection(request, name)

@@ -20,10 +20,20 @@ from embedbox.errors import (
     NotFound,
     StorageError,
 )
+from embedbox.inputs import repair
 
 log = logging.getLogger("embedbox.server")
 # An absolute path of two or more parts (a file or folder on the server).
 _PATH = re.compile(r"(?<![\w.~:])(?:/[\w.\-]+){2,}/?")
+
+
+# StorageError.reason -> HTTP status and code: a damaged or read-only collection is a state of
+# that collection (409, as a conflict with what the request needs); a full disk is 507.
+_STORAGE = {
+    "damaged": (409, "collection_damaged"),
+    "read_only": (409, "collection_read_only"),
+    "full": (507, "insufficient_storage"),
+}
 
 
 def public_message(message: str, show_paths: bool) -> str:
@@ -65,7 +75,8 @@ def error_response(
     code: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body = {"error": {"message": message, "type": type, "param": param, "code": code}}
+    # An error may quote the bad input; a lone surrogate in it could not be written as UTF-8.
+    body = repair({"error": {"message": message, "type": type, "param": param, "code": code}})
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -135,7 +146,8 @@ def install_handlers(app: FastAPI) -> None:
             return error_response(400, message, code="invalid_value")
         if isinstance(exc, StorageError):
             log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
-            return error_response(503, message, type="server_error", code="storage_error")
+            status, code = _STORAGE.get(exc.reason, (503, "storage_error"))
+            return error_response(status, message, type="server_error", code=code)
         return error_response(400, message)
 
     @app.exception_handler(Exception)

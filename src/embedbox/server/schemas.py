@@ -212,12 +212,17 @@ class RecommendRequest(BaseModel):
 
 
 class CollectionInfo(BaseModel):
+    """A collection's settings and size (`path` only for read-write keys). In a listing, a
+    collection that cannot be read has `error` instead."""
+
     model_config = ConfigDict(extra="allow")
 
     name: str
-    model: str
-    dim: int | None
-    count: int
+    model: str | None = None
+    dim: int | None = None
+    count: int | None = None
+    path: str | None = None
+    error: str | None = None
 
 
 class CollectionList(BaseModel):

@@ -18,6 +18,7 @@ import shutil
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,9 +27,16 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 import numpy as np
 
 from embedbox import catalog
-from embedbox.errors import Conflict, EmbedboxError, InputError, NotFound, StorageError
+from embedbox.errors import (
+    Conflict,
+    EmbedboxError,
+    EmbedboxWarning,
+    InputError,
+    NotFound,
+    StorageError,
+)
 from embedbox.inputs import check_unicode
-from embedbox.store import db
+from embedbox.store import db, filters
 from embedbox.store import embedding as em
 from embedbox.store import rows as sq
 from embedbox.store import search as sr
@@ -128,6 +136,7 @@ class Collection:
         self._filters = sr.FilterCache()
         self._query_cache: dict[str, np.ndarray] = {}
         self._seen: tuple[int, int, int] | None = None  # (data_version, total_changes, gen)
+        self._warned: set[str] = set()  # metadata keys warned about (text compared as numbers)
         if embedder is not None:
             self._check_embedder(embedder)
 
@@ -313,6 +322,12 @@ class Collection:
             ]
         batch = self._prepare([texts[i] for i in todo], va.pick_rows(vectors, todo))
         prepared = dict(zip(todo, batch, strict=True))
+        if not any(
+            _changes(old.get(d), prepared.get(i), m)
+            for i, (d, m) in enumerate(zip(id_list, metas, strict=True))
+        ):
+            stats.unchanged = len(id_list)  # nothing to write, so the generation stays
+            return stats
         with self._lock, self._write() as conn:
             old = sq.existing(conn, id_list)
             removed = False
@@ -560,21 +575,40 @@ class Collection:
         include: Sequence[str],
     ) -> list[list[Hit]]:
         fields = sr.check_search(k, mode, include)
-        if mode != "semantic":
-            for q in queries:
-                sr.check_text_query(q, mode)
+        texts = [sr.check_text_query(q, mode) for q in queries] if mode != "semantic" else []
         compile_where(where)  # a bad filter fails before any embedding
         if mode == "keyword":
-            return [sr.only(self._keyword(q, k, where), fields) for q in queries]
-        vecs = self._query_vectors(queries)
-        if mode == "semantic":
-            return [self._semantic(v, k, where, fields) for v in vecs]
-        depth = max(50, 2 * k)
-        out = []
-        for q, v in zip(queries, vecs, strict=True):
-            sem = self._semantic(v, depth, where, sr.FIELDS)
-            out.append(sr.only(sr.fuse(sem, self._keyword(q, depth, where), weights, k), fields))
+            out = [sr.only(self._keyword(q, k, where), fields) for q in texts]
+        else:
+            vecs = self._query_vectors(queries)
+            if mode == "semantic":
+                out = [self._semantic(v, k, where, fields) for v in vecs]
+            else:
+                depth = max(50, 2 * k)
+                out = []
+                for q, v in zip(texts, vecs, strict=True):
+                    sem = self._semantic(v, depth, where, sr.FIELDS)
+                    kw = self._keyword(q, depth, where)
+                    out.append(sr.only(sr.fuse(sem, kw, weights, k), fields))
+        if where and any(len(hits) < k for hits in out):
+            self._warn_text_ranges(where)
         return out
+
+    def _warn_text_ranges(self, where: Where) -> None:
+        """A filter that compares a field with numbers skips documents storing text there
+        (e.g. years read from a CSV as text by older versions): say so, once per field."""
+        for key in sorted(filters.range_keys(where) - self._warned):
+            with self._lock:
+                text = sq.holds_text(self.conn, key)
+            if text:
+                self._warned.add(key)
+                warnings.warn(
+                    f"collection {self.name!r}: some documents store metadata {key!r} as text, "
+                    f"so numeric comparisons on {key!r} skip them; store numbers as numbers "
+                    "(re-add them, e.g. from a CSV with type inference)",
+                    EmbedboxWarning,
+                    stacklevel=4,
+                )
 
     def _query_vectors(self, queries: list[Any]) -> list[np.ndarray]:
         """Each query as a normalised vector: texts embedded in one pass (recent ones cached)."""
@@ -681,6 +715,17 @@ class Collection:
             if ann is None or ann.options != self.ann_options:
                 ann = _ANN[key] = AnnIndex(self.path, self.dim or 0, self.ann_options)
             return ann
+
+
+def _changes(
+    old: tuple[int, str, str] | None, prep: em.Prepared | None, meta: dict[str, Any] | None
+) -> bool:
+    """Whether upserting a document (its stored row, new vectors, new metadata) writes anything."""
+    if old is None:
+        return True
+    if prep is not None and prep.hash != old[1]:
+        return True
+    return meta is not None and sq.load_metadata(old[2]) != meta
 
 
 def _batch(query: object) -> list[Any] | None:

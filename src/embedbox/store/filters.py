@@ -10,6 +10,11 @@
 Clauses run on `documents.metadata` (JSON) inside SQLite, so the filter is applied *before* the
 vector search. Anything malformed is an `InputError` saying what is wrong.
 
+Range operators ($gt $gte $lt $lte) compare like with like, as MongoDB does: a number matches
+only numeric values and a string only text values, so `{"year": {"$gte": 2000}}` never matches
+the text "1990" (SQLite would order every text above every number). `range_keys` lists the
+fields compared with numbers, so callers can warn when those hold text.
+
 Depth is the number of filter objects nested inside each other: `{"a": 1}` is 1, `{"$and":
 [{"a": 1}]}` is 2, `{"a": {"$gt": 1}}` is 2 (lists do not count). The library refuses more than
 `MAX_DEPTH`; the server's limit (`max_filter_depth`) is counted the same way.
@@ -45,6 +50,26 @@ def compile_where(where: Where | None, column: str = "d.metadata") -> tuple[str,
     params: list[Any] = []
     sql = _node(where, column, params, "where")
     return sql, params
+
+
+def range_keys(where: Any) -> set[str]:
+    """Metadata keys a filter compares with numbers through $gt / $gte / $lt / $lte."""
+    found: set[str] = set()
+    todo = [where]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, list):
+            todo.extend(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key.startswith("$"):
+                    todo.append(value)
+                elif isinstance(value, dict) and any(
+                    op in ("$gt", "$gte", "$lt", "$lte") and isinstance(arg, int | float)
+                    for op, arg in value.items()
+                ):
+                    found.add(key)
+    return found
 
 
 def depth(where: Any) -> int:
@@ -89,7 +114,9 @@ def _node(node: Any, column: str, params: list[Any], at: str) -> str:
                 "metadata key"
             )
         else:
-            parts.append(_field(key, value, column, params, f"{at}.{key}"))
+            parts.append(
+                _field(key, value, column, params, f"{at}.{key if _KEY.match(key) else ascii(key)}")
+            )
     return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
 
@@ -111,8 +138,12 @@ def _field(key: str, cond: Any, column: str, params: list[Any], at: str) -> str:
             params.append(arg)
             if op == "$ne":  # a missing key is "not equal" (MongoDB semantics)
                 parts.append(f"({value_sql} IS NULL OR {value_sql} != ?)")
-            else:
-                parts.append(f"{value_sql} {_COMPARE[op]} ?")
+            elif op == "$eq":
+                parts.append(f"{value_sql} = ?")
+            else:  # numbers compare with numbers, texts with texts (MongoDB's type brackets)
+                types = "'integer', 'real'" if isinstance(arg, int | float) else "'text'"
+                kind = f"json_type({column}, '{path}')"
+                parts.append(f"({kind} IN ({types}) AND {value_sql} {_COMPARE[op]} ?)")
         elif op in ("$in", "$nin"):
             if not isinstance(arg, list) or not arg:
                 raise InputError(f"{at}.{op}: expects a non-empty list of values")

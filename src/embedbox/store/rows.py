@@ -131,6 +131,13 @@ def delete_docs(conn: sqlite3.Connection, rids: list[int]) -> None:
         conn.execute(f"DELETE FROM documents WHERE rid IN ({marks})", part)
 
 
+def holds_text(conn: sqlite3.Connection, key: str) -> bool:
+    """Whether some document stores text under metadata `key` (one indexed scan, stops early)."""
+    path = f'$."{key}"'
+    sql = f"SELECT 1 FROM documents WHERE json_type(metadata, '{path}') = 'text' LIMIT 1"
+    return conn.execute(sql).fetchone() is not None
+
+
 def filter_docs(conn: sqlite3.Connection, sql: str, params: list[Any]) -> set[int]:
     """Row ids of the documents matching a compiled filter."""
     return {r[0] for r in conn.execute(f"SELECT d.rid FROM documents d WHERE {sql}", params)}

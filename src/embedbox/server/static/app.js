@@ -152,6 +152,10 @@ async function loadCollections() {
     for (const c of usable) {
       select.append(el("option", { value: c.name, text: c.name + " (" + c.count + ")" }));
     }
+    for (const c of data.collections.filter((c) => c.error)) {  // listed, not selectable
+      select.append(el("option", { value: "", disabled: "", title: c.error,
+                                   text: c.name + " (cannot be read)" }));
+    }
     if (!usable.length) {
       select.append(el("option", { value: "", text: "no collections" }));
       $("col-info").textContent =
