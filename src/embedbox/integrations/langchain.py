@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class EmbedboxEmbeddings(BaseModel, Embeddings):
     compute: Compute = "auto"
     device: str | None = None
     dimensions: int | None = None
-    long_text: str = "truncate"
+    long_text: Literal["truncate", "chunk"] = "truncate"
     embedder: Embedder | None = Field(default=None, exclude=True, repr=False)
 
     def model_post_init(self, context: Any, /) -> None:
@@ -71,20 +71,15 @@ class EmbedboxEmbeddings(BaseModel, Embeddings):
             texts,
             input_type="document",
             dimensions=self.dimensions,
-            long_text=self._long_text(),
+            long_text=self.long_text,
         )
         return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:
         vector = self._emb.embed_one(
-            text, input_type="query", dimensions=self.dimensions, long_text=self._long_text()
+            text, input_type="query", dimensions=self.dimensions, long_text=self.long_text
         )
         return vector.tolist()
-
-    def _long_text(self) -> Any:
-        if self.long_text not in ("truncate", "chunk"):
-            raise InputError(f"long_text must be 'truncate' or 'chunk', not {self.long_text!r}")
-        return self.long_text
 
 
 class EmbedboxVectorStore(VectorStore):
