@@ -41,12 +41,13 @@ def no_network() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def lee(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> VectorStoreIndex:
-    """All 300 Lee articles, split into ~200-token nodes, in an embedbox collection."""
+def lee(tmp_path_factory: pytest.TempPathFactory, auto_embedder: Embedder) -> VectorStoreIndex:
+    """All 300 Lee articles, split into ~200-token nodes, in an embedbox collection (embedded
+    with compute="auto", as a user would: bf16 where the CPU has it)."""
     disable_socket(allow_unix_socket=True)
     try:
         store = EmbedboxVectorStore.open(
-            "lee", data_dir=tmp_path_factory.mktemp("lee"), embedder=embedder
+            "lee", data_dir=tmp_path_factory.mktemp("lee"), embedder=auto_embedder
         )
         docs = [
             Document(text=text, id_=f"lee-{i}", metadata={"article": i, "half": i // 150})
@@ -55,13 +56,14 @@ def lee(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> VectorS
         return VectorStoreIndex.from_documents(
             docs,
             storage_context=StorageContext.from_defaults(vector_store=store),
-            embed_model=EmbedboxEmbedding(embedder=embedder, long_text="chunk"),
+            embed_model=EmbedboxEmbedding(embedder=auto_embedder, long_text="chunk"),
             transformations=[SentenceSplitter(chunk_size=200, chunk_overlap=20)],
         )
     finally:
         enable_socket()
 
 
+@pytest.mark.slow
 def test_index_retrieves_the_right_article(lee: VectorStoreIndex) -> None:
     store = lee.vector_store
     assert isinstance(store, EmbedboxVectorStore)
@@ -76,6 +78,7 @@ def test_index_retrieves_the_right_article(lee: VectorStoreIndex) -> None:
     assert hits[0].score is not None and hits[0].score > hits[-1].score  # type: ignore[operator]
 
 
+@pytest.mark.slow
 def test_index_with_metadata_filters(lee: VectorStoreIndex) -> None:
     question = "Argentina's interim president resigns after only a week in office"
     later = MetadataFilters(filters=[MetadataFilter(key="half", value=1)])
@@ -93,10 +96,11 @@ def test_index_with_metadata_filters(lee: VectorStoreIndex) -> None:
     assert hits, "the filter matches four articles"
 
 
-def test_query_modes(lee: VectorStoreIndex, embedder: Embedder) -> None:
+@pytest.mark.slow
+def test_query_modes(lee: VectorStoreIndex, auto_embedder: Embedder) -> None:
     store = lee.vector_store
     question = "Argentina's interim president resigns after only a week in office"
-    vector = embedder.embed_one(question, input_type="query").tolist()
+    vector = auto_embedder.embed_one(question, input_type="query").tolist()
     for mode in (VectorStoreQueryMode.TEXT_SEARCH, VectorStoreQueryMode.HYBRID):
         result = store.query(
             VectorStoreQuery(
