@@ -3,8 +3,8 @@ and no server paths for clients who need not see them. A tiny random model keeps
 
 from __future__ import annotations
 
-from json import dumps
 from collections.abc import Iterator
+from json import dumps
 from pathlib import Path
 from typing import Any
 

@@ -105,13 +105,6 @@ def authorize(request: Request, write: bool) -> None:
         )
 
 
-def sees_paths(request: Request) -> bool:
-    """Whether error messages may show server paths: to read-write keys, or when the server
-    has no keys (it then listens on loopback only, unless started --insecure-no-auth)."""
-    settings = request.app.state.settings
-    return not settings.api_keys or getattr(request.state, "read_only", True) is False
-
-
 async def require_read(request: Request) -> None:
     """FastAPI dependency: any valid key (or none when auth is off). Async: a plain `def`
     dependency would cost every request a hop to the thread pool and back."""

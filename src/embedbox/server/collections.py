@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from embedbox.errors import Conflict, InputError, NotFound
-from embedbox.server.auth import require_read, require_write, sees_paths
-from embedbox.server.errors import ApiError, public_message
+from embedbox.server.auth import require_read, require_write
+from embedbox.server.errors import ApiError, public_message, sees_paths
 from embedbox.server.limits import (
     CollectionName,
     check_collection_name,

@@ -36,6 +36,14 @@ _STORAGE = {
 }
 
 
+def sees_paths(request: Request) -> bool:
+    """Whether error messages may show server paths: to read-write keys, or when the server
+    has no keys (it then listens on loopback only, unless started --insecure-no-auth).
+    `server.auth` records the key's kind on the request."""
+    settings = request.app.state.settings
+    return not settings.api_keys or getattr(request.state, "read_only", True) is False
+
+
 def public_message(message: str, show_paths: bool) -> str:
     """A library error as an HTTP client may read it: server paths cut to their last part
     unless `show_paths`, and command-line advice (`embedbox ...`) left out."""
@@ -135,8 +143,6 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(EmbedboxError)
     async def _embedbox(request: Request, exc: EmbedboxError) -> JSONResponse:
-        from embedbox.server.auth import sees_paths
-
         message = public_message(str(exc), sees_paths(request))
         if isinstance(exc, NotFound | ModelNotFound):
             return error_response(404, message, code="not_found")
