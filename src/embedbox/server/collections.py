@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -22,12 +23,14 @@ from embedbox.server.errors import ApiError, public_message, sees_paths
 from embedbox.server.limits import (
     CollectionName,
     check_collection_name,
+    check_count,
     check_filter,
     check_text,
     check_texts,
 )
 from embedbox.server.schemas import (
     AddItems,
+    BatchSearchResponse,
     CollectionInfo,
     CollectionList,
     CreateCollection,
@@ -43,7 +46,7 @@ from embedbox.server.schemas import (
 )
 from embedbox.server.service import ERRORS, pool_of, settings_of
 from embedbox.store.collection import Collection, drop_collection, list_collections
-from embedbox.store.filters import compile_where
+from embedbox.store.filters import compile_filter, compile_where
 
 T = TypeVar("T")
 router = APIRouter(prefix="/collections", tags=["collections"])
@@ -122,13 +125,17 @@ async def open_collection(request: Request, name: str) -> Collection:
     return await _call(cache.get, name, embedder)
 
 
-def check_where(request: Request, where: dict[str, Any] | None) -> None:
-    check_filter(where, settings_of(request).max_filter_depth)
+def check_where(request: Request, where: dict[str, Any] | None, param: str = "where") -> None:
+    """A metadata filter (or with `param="where_document"` a text filter), checked up front."""
+    check_filter(where, settings_of(request).max_filter_depth, param)
     if where is not None:
         try:
-            compile_where(where)
+            if param == "where":
+                compile_where(where)
+            else:
+                compile_filter(None, where)
         except InputError as exc:
-            raise ApiError(400, str(exc), param="where", code="invalid_filter") from None
+            raise ApiError(400, str(exc), param=param, code="invalid_filter") from None
 
 
 def _k(request: Request, k: int) -> None:
@@ -245,18 +252,43 @@ async def delete(name: CollectionName, body: DeleteItems, request: Request) -> D
     return Deleted(deleted=await _call(col.delete, ids=body.ids, where=body.where))
 
 
-@router.post("/{name}/search", response_model=SearchResponse, responses=ERRORS, dependencies=Read)
-async def search(name: CollectionName, body: SearchRequest, request: Request) -> SearchResponse:
-    """Semantic, keyword (BM25) or hybrid search; `where` filters before ranking."""
+@router.post(
+    "/{name}/search",
+    response_model=SearchResponse | BatchSearchResponse,
+    responses=ERRORS,
+    dependencies=Read,
+)
+async def search(
+    name: CollectionName, body: SearchRequest, request: Request
+) -> SearchResponse | BatchSearchResponse:
+    """Semantic, keyword (BM25) or hybrid search by text or vector; `where` and
+    `where_document` filter before ranking. `queries` / `vectors` search several at once."""
     s = settings_of(request)
-    check_text(body.query, "query", s.max_input_chars)
+    given = [f for f in ("query", "queries", "vector", "vectors") if getattr(body, f) is not None]
+    if len(given) != 1:
+        raise ApiError(400, "give exactly one of query, queries, vector or vectors", param="query")
+    if body.query is not None:
+        check_text(body.query, "query", s.max_input_chars)
+    if body.queries is not None:
+        check_texts(body.queries, s.max_inputs, s.max_input_chars, "queries")
+    if body.vectors is not None:
+        check_count(len(body.vectors), s.max_inputs, "vectors", "vectors", " per request")
     _k(request, body.k)
     check_where(request, body.where)
+    check_where(request, body.where_document, "where_document")
     col = await open_collection(request, name)
-    hits = await _call(
-        col.search, body.query, k=body.k, where=body.where, mode=body.mode, include=body.include
+    query: Any = next(getattr(body, f) for f in given)
+    if body.vectors is not None:
+        query = np.asarray(body.vectors, np.float32)
+    options = {"k": body.k, "where": body.where, "where_document": body.where_document}
+    found: list[Any] = await _call(
+        col.search, query, mode=body.mode, include=body.include, **options
     )
-    return SearchResponse.model_validate({"hits": [h.to_dict() for h in hits]})
+    if body.query is not None or body.vector is not None:
+        return SearchResponse.model_validate({"hits": [h.to_dict() for h in found]})
+    return BatchSearchResponse.model_validate(
+        {"results": [{"hits": [h.to_dict() for h in hits]} for hits in found]}
+    )
 
 
 @router.post(

@@ -188,11 +188,20 @@ class DeleteItems(BaseModel):
 
 
 class SearchRequest(BaseModel):
+    """Give exactly one of `query` (a text), `queries` (texts: one hit list each, embedded in
+    one pass), `vector` or `vectors` (the collection's dimension)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    query: str
+    query: str | None = None
+    queries: list[str] | None = Field(None, min_length=1)
+    vector: list[float] | None = Field(None, min_length=1)
+    vectors: list[list[float]] | None = Field(None, min_length=1)
     k: int = Field(10, ge=1)
     where: Metadata | None = Field(None, description="Metadata filter, applied before ranking.")
+    where_document: Metadata | None = Field(
+        None, description='Text filter: {"$contains": "word"}, $not_contains, $and, $or.'
+    )
     mode: Literal["semantic", "keyword", "hybrid"] = "semantic"
     include: list[Literal["text", "metadata"]] = Field(
         ["text", "metadata"], description="Hit fields to fill; the others come back empty."
@@ -262,6 +271,12 @@ class HitOut(BaseModel):
 
 class SearchResponse(BaseModel):
     hits: list[HitOut]
+
+
+class BatchSearchResponse(BaseModel):
+    """For `queries` or `vectors`: one result per query, in order."""
+
+    results: list[SearchResponse]
 
 
 class RecommendResponse(BaseModel):

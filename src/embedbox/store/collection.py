@@ -43,7 +43,7 @@ from embedbox.store import search as sr
 from embedbox.store import validate as va
 from embedbox.store.ann import AnnIndex, AnnOptions
 from embedbox.store.chunking import ChunkOptions
-from embedbox.store.filters import compile_where
+from embedbox.store.filters import Filters
 from embedbox.store.paths import DB_FILE, collection_dir, resolve_data_dir
 from embedbox.store.search import Hit
 from embedbox.store.vectors import VectorTable, doc_vectors, forget, shared_table
@@ -376,13 +376,20 @@ class Collection:
         return changed
 
     @_guarded
-    def delete(self, ids: Sequence[str] | None = None, *, where: Where | None = None) -> int:
-        """Delete documents by id and/or filter -> number deleted (missing ids are skipped)."""
+    def delete(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+    ) -> int:
+        """Delete documents by id and/or filters -> number deleted (missing ids are skipped)."""
         self._writable()
-        if ids is None and where is None:
+        if ids is None and where is None and where_document is None:
             raise InputError("delete needs ids or a where filter (delete(where={}) deletes all)")
         id_list = None if ids is None else va.check_ids(ids)
-        compiled = None if where is None else compile_where(where)
+        given = where is not None or where_document is not None
+        compiled = Filters(where, where_document).sql() if given else None
         with self._lock, self._write() as conn:
             rids: set[int] | None = None
             if id_list is not None:
@@ -407,9 +414,15 @@ class Collection:
     def __iter__(self) -> Iterator[Item]:
         return self.items()
 
-    def items(self, where: Where | None = None, *, batch: int = 1000) -> Iterator[Item]:
+    def items(
+        self,
+        where: Where | None = None,
+        *,
+        where_document: Where | None = None,
+        batch: int = 1000,
+    ) -> Iterator[Item]:
         """All documents (optionally filtered) in insertion order, read page by page."""
-        sql, params = compile_where(where)
+        sql, params = Filters(where, where_document).sql()
         after = 0
         while True:
             rows = self._page(sql, params, after, batch)
@@ -423,6 +436,12 @@ class Collection:
     def _page(self, sql: str, params: list[Any], after: int, size: int) -> list[Any]:
         with self._lock:
             return sq.page(self.conn, sql, params, after, size)
+
+    def peek(self, n: int = 10) -> list[Item]:
+        """The first `n` documents (as Chroma's `peek`)."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise InputError(f"n must be a positive integer, got {n!r}")
+        return [item for item, _ in zip(self.items(batch=n), range(n), strict=False)]
 
     def get(self, ids: Sequence[str], *, include_vectors: bool = False) -> list[Item]:
         """Documents by id, in the order asked. Missing ids are a `NotFound` naming them."""
@@ -440,14 +459,18 @@ class Collection:
 
     @_guarded
     def vectors(
-        self, ids: Sequence[str] | None = None, *, where: Where | None = None
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
     ) -> tuple[list[str], np.ndarray]:
         """Document-level vectors -> (ids, float32 (n, dim)). A chunked document's vector is
         the mean of its chunk vectors (re-normalised when the collection normalises)."""
         id_list = None if ids is None else va.check_ids(ids)
         with self._lock:
             table = self._table()
-            rows = sq.doc_rids(self.conn, *compile_where(where))
+            rows = sq.doc_rids(self.conn, *Filters(where, where_document).sql())
         by_id = {doc_id: rid for rid, doc_id in rows}
         if id_list is not None:
             missing = [i for i in id_list if i not in by_id]
@@ -509,6 +532,7 @@ class Collection:
         *,
         k: int = 10,
         where: Where | None = None,
+        where_document: Where | None = None,
         mode: Mode = "semantic",
         weights: tuple[float, float] = (1.0, 1.0),
         include: Sequence[str] = ("text", "metadata"),
@@ -521,6 +545,7 @@ class Collection:
         *,
         k: int = 10,
         where: Where | None = None,
+        where_document: Where | None = None,
         mode: Mode = "semantic",
         weights: tuple[float, float] = (1.0, 1.0),
         include: Sequence[str] = ("text", "metadata"),
@@ -533,6 +558,7 @@ class Collection:
         *,
         k: int = 10,
         where: Where | None = None,
+        where_document: Where | None = None,
         mode: Mode = "semantic",
         weights: tuple[float, float] = (1.0, 1.0),
         include: Sequence[str] = ("text", "metadata"),
@@ -544,6 +570,7 @@ class Collection:
         *,
         k: int = 10,
         where: Where | None = None,
+        where_document: Where | None = None,
         mode: Mode = "semantic",
         weights: tuple[float, float] = (1.0, 1.0),
         include: Sequence[str] = ("text", "metadata"),
@@ -559,39 +586,40 @@ class Collection:
         A list of texts, or a 2-D array of vectors, is a batch: one hit list per query, the
         texts embedded in one pass.
         """
+        flt = Filters(where, where_document)
         batch = _batch(query)
         if batch is None:
-            return self._search([query], k, where, mode, weights, include)[0]  # type: ignore[list-item]
-        return self._search(batch, k, where, mode, weights, include)
+            return self._search([query], k, flt, mode, weights, include)[0]  # type: ignore[list-item]
+        return self._search(batch, k, flt, mode, weights, include)
 
     @_guarded
     def _search(
         self,
         queries: list[Any],
         k: int,
-        where: Where | None,
+        flt: Filters,
         mode: Mode,
         weights: tuple[float, float],
         include: Sequence[str],
     ) -> list[list[Hit]]:
         fields = sr.check_search(k, mode, include)
         texts = [sr.check_text_query(q, mode) for q in queries] if mode != "semantic" else []
-        compile_where(where)  # a bad filter fails before any embedding
+        flt.sql()  # a bad filter fails before any embedding
         if mode == "keyword":
-            out = [sr.only(self._keyword(q, k, where), fields) for q in texts]
+            out = [sr.only(self._keyword(q, k, flt), fields) for q in texts]
         else:
             vecs = self._query_vectors(queries)
             if mode == "semantic":
-                out = [self._semantic(v, k, where, fields) for v in vecs]
+                out = [self._semantic(v, k, flt, fields) for v in vecs]
             else:
                 depth = max(50, 2 * k)
                 out = []
                 for q, v in zip(texts, vecs, strict=True):
-                    sem = self._semantic(v, depth, where, sr.FIELDS)
-                    kw = self._keyword(q, depth, where)
+                    sem = self._semantic(v, depth, flt, sr.FIELDS)
+                    kw = self._keyword(q, depth, flt)
                     out.append(sr.only(sr.fuse(sem, kw, weights, k), fields))
-        if where and any(len(hits) < k for hits in out):
-            self._warn_text_ranges(where)
+        if flt.where and any(len(hits) < k for hits in out):
+            self._warn_text_ranges(flt.where)
         return out
 
     def _warn_text_ranges(self, where: Where) -> None:
@@ -638,11 +666,11 @@ class Collection:
         ]
 
     def _semantic(
-        self, qvec: np.ndarray, k: int, where: Where | None, fields: frozenset[str]
+        self, qvec: np.ndarray, k: int, flt: Filters, fields: frozenset[str]
     ) -> list[Hit]:
         with self._lock:
             table = self._table()
-            allowed = self._filters.allowed(self.conn, table, where)
+            allowed = self._filters.allowed(self.conn, table, flt)
             ann = self._ann() if len(table) > self.ann_options.threshold else None
         rows, scores = sr.vector_top(table, ann, qvec, k, allowed, self.ann_options)
         if not fields:  # answered from memory: no database read, so no lock
@@ -650,9 +678,9 @@ class Collection:
         with self._lock:
             return sr.vector_hits(self.conn, table, rows, scores, fields)
 
-    def _keyword(self, query: str, k: int, where: Where | None) -> list[Hit]:
+    def _keyword(self, query: str, k: int, flt: Filters) -> list[Hit]:
         match = sr.fts_query(query)
-        sql, params = compile_where(where)
+        sql, params = flt.sql()
         with self._lock:
             top = sq.keyword(self.conn, match, sql, params, k)
             return sr.make_hits(self.conn, [r for r, _ in top], [s for _, s in top])

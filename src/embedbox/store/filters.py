@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from embedbox.errors import InputError
@@ -50,6 +51,54 @@ def compile_where(where: Where | None, column: str = "d.metadata") -> tuple[str,
     params: list[Any] = []
     sql = _node(where, column, params, "where")
     return sql, params
+
+
+@dataclass(frozen=True)
+class Filters:
+    """A metadata filter and a document-text filter, applied together (both optional)."""
+
+    where: Where | None = None
+    document: Where | None = None
+
+    def sql(self) -> tuple[str, list[Any]]:
+        return compile_filter(self.where, self.document)
+
+    def __bool__(self) -> bool:
+        return bool(self.where) or self.document is not None
+
+
+def compile_filter(
+    where: Where | None, where_document: Where | None, column: str = "d.metadata"
+) -> tuple[str, list[Any]]:
+    """A metadata filter and a document-text filter as one SQL condition on `documents d`.
+
+    `where_document` (as Chroma's): {"$contains": "fire"}, {"$not_contains": "draft"}, and
+    {"$and": [...]} / {"$or": [...]} of those; case-sensitive substrings of the whole text.
+    """
+    sql, params = compile_where(where, column)
+    if where_document is None:
+        return sql, params
+    check_depth(where_document, MAX_DEPTH, "where_document")
+    doc_sql = _document(where_document, params, "where_document")
+    return (doc_sql if sql == "1" else f"({sql} AND {doc_sql})"), params
+
+
+def _document(node: Any, params: list[Any], at: str) -> str:
+    if not isinstance(node, dict) or len(node) != 1:
+        raise InputError(f'{at}: expects one operator, e.g. {{"$contains": "word"}}, got {node!r}')
+    ((op, arg),) = node.items()
+    if op in ("$and", "$or"):
+        if not isinstance(arg, list) or not arg:
+            raise InputError(f"{at}.{op}: expects a non-empty list of document filters")
+        subs = [_document(v, params, f"{at}.{op}[{i}]") for i, v in enumerate(arg)]
+        return "(" + (" AND " if op == "$and" else " OR ").join(subs) + ")"
+    if op not in ("$contains", "$not_contains"):
+        raise InputError(f"{at}: unknown operator {op!r}; use $contains, $not_contains, $and, $or")
+    if not isinstance(arg, str) or not arg:
+        raise InputError(f"{at}.{op}: expects a non-empty string, got {arg!r}")
+    check_unicode(arg, f"{at}.{op}")
+    params.append(arg)
+    return "instr(d.text, ?) > 0" if op == "$contains" else "instr(d.text, ?) = 0"
 
 
 def range_keys(where: Any) -> set[str]:

@@ -21,9 +21,8 @@ from embedbox.inputs import check_unicode
 from embedbox.store import rows as sq
 from embedbox.store.ann import AnnIndex, AnnOptions
 from embedbox.store.chunking import Span
-from embedbox.store.filters import compile_where
+from embedbox.store.filters import Filters
 from embedbox.store.vectors import VectorTable, subset, top_docs
-from embedbox.types import Where
 
 RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -110,22 +109,23 @@ def vector_top(
 
 
 class FilterCache:
-    """Row positions allowed by a metadata filter, cached per table generation."""
+    """Row positions allowed by a metadata (and document-text) filter, cached per generation."""
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
         self._cache: dict[tuple[int, str], np.ndarray] = {}
 
     def allowed(
-        self, conn: sqlite3.Connection, table: VectorTable, where: Where | None
+        self, conn: sqlite3.Connection, table: VectorTable, filters: Filters
     ) -> np.ndarray | None:
-        if not where:
+        if not filters:
             return None
-        key = (table.generation, json.dumps(where, sort_keys=True, default=str))
+        shape = [filters.where, filters.document]
+        key = (table.generation, json.dumps(shape, sort_keys=True, default=str))
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        sql, params = compile_where(where)  # raises on a bad filter, so those are never cached
+        sql, params = filters.sql()  # raises on a bad filter, so those are never cached
         pos = subset(table, sq.filter_chunks(conn, sql, params))
         if len(self._cache) >= self.size:
             self._cache.clear()
