@@ -109,6 +109,8 @@ def vector_top(
                 pos, best = top_docs(scores, table.docs[rows], k)
                 if len(pos) >= min(k, n_allowed):
                     return rows[pos], best
+    if table.one_chunk_per_doc:
+        return table.top(query, k, allowed)
     if allowed is None:
         return top_docs(table.scores(query), table.docs, k)
     pos, best = top_docs(table.scores(query, allowed), table.docs[allowed], k)

@@ -18,6 +18,7 @@ transaction that renumbers the slots. Processes still reading the old file keep 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import struct
@@ -91,8 +92,9 @@ def open_mapped(path: Path, dim: int, precision: str, slots: int) -> Mapped:
             continue
         if flat.codes.size() < need:
             continue
-        view = np.frombuffer(faiss.rev_swig_ptr(flat.codes.data(), need), dtype)
-        matrix = view.reshape(slots, dim)
+        raw = (ctypes.c_char * need).from_address(int(flat.codes.data()))
+        raw._mapping = flat  # type: ignore[attr-defined]  # every view keeps the mapping alive
+        matrix = np.frombuffer(raw, dtype).reshape(slots, dim)
         matrix.flags.writeable = False  # the pages are mapped read-only
         flat.ntotal = slots
         return Mapped(matrix, flat)

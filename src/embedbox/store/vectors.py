@@ -115,9 +115,41 @@ class VectorTable:
             return dot_all(self.matrix, query)
         return dot_rows(self.matrix, self.slots if rows is None else self.slots[rows], query)
 
+    def top(
+        self, query: np.ndarray, count: int, rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The `count` best of `rows` (positions; None: all) by exact inner product -> (positions,
+        scores), best first. A heap in FAISS's kernel when it can; else numpy."""
+        slots = None if rows is None and self.dense else self.slots if rows is None else self.slots[rows]
+        count = min(count, self.n_slots if slots is None else len(slots))
+        got = knn(self.matrix, slots, query, count)
+        if got is not None:
+            found, scores = got
+            return (found if self.dense else np.searchsorted(self.slots, found)), scores
+        scores = self.scores(query, rows)
+        best = np.argpartition(-scores, count - 1)[:count] if count < len(scores) else np.arange(len(scores))
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return (best if rows is None else rows[best]), scores[best]
+
     def rows_vectors(self, rows: np.ndarray) -> np.ndarray:
         """float32 vectors of `rows` (positions), copied."""
         return np.asarray(self.matrix[self.slots[rows]], np.float32)
+
+
+class _OneThread:
+    """FAISS's kernels open an OpenMP region even for one query; on a busy machine waking the
+    other threads costs milliseconds. The thread count is per calling thread, so this is
+    safe while other threads search."""
+
+    def __init__(self, faiss: Any) -> None:
+        self.faiss = faiss
+
+    def __enter__(self) -> None:
+        self.prev = self.faiss.omp_get_max_threads()
+        self.faiss.omp_set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        self.faiss.omp_set_num_threads(self.prev)
 
 
 def dot_all(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -128,7 +160,8 @@ def dot_all(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
         return np.asarray(matrix, np.float32) @ query
     q = np.ascontiguousarray(query, np.float32)
     out = np.empty(n, np.float32)
-    faiss.fvec_inner_products_ny(faiss.swig_ptr(out), faiss.swig_ptr(q), _ptr(matrix), d, n)
+    with _OneThread(faiss):
+        faiss.fvec_inner_products_ny(faiss.swig_ptr(out), faiss.swig_ptr(q), _ptr(matrix), d, n)
     return out
 
 
@@ -141,10 +174,35 @@ def dot_rows(matrix: np.ndarray, slots: np.ndarray, query: np.ndarray) -> np.nda
     idx = np.ascontiguousarray(slots, np.int64)
     out = np.empty(len(idx), np.float32)
     sp = faiss.swig_ptr
-    faiss.fvec_inner_products_by_idx(
-        sp(out), sp(q), _ptr(matrix), sp(idx), matrix.shape[1], 1, len(idx)
-    )
+    with _OneThread(faiss):
+        faiss.fvec_inner_products_by_idx(
+            sp(out), sp(q), _ptr(matrix), sp(idx), matrix.shape[1], 1, len(idx)
+        )
     return out
+
+
+def knn(
+    matrix: np.ndarray, slots: np.ndarray | None, query: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The `count` best rows of `matrix` (or of its rows `slots`) -> (slots, scores), best
+    first, through FAISS's heap; None when FAISS cannot (not installed, float16 rows)."""
+    faiss = vecfile._faiss_or_none()
+    if faiss is None or matrix.dtype != np.float32 or count < 1:
+        return None
+    q = np.ascontiguousarray(query, np.float32)
+    vals, ids = np.empty(count, np.float32), np.empty(count, np.int64)
+    sp, (n, d) = faiss.swig_ptr, matrix.shape
+    with _OneThread(faiss):
+        if slots is None:
+            heap = faiss.float_minheap_array_t()
+            heap.nh, heap.k, heap.val, heap.ids = 1, count, sp(vals), sp(ids)
+            faiss.knn_inner_product(sp(q), _ptr(matrix), d, 1, n, heap)
+        else:
+            idx = np.ascontiguousarray(slots, np.int64)
+            faiss.knn_inner_products_by_idx(
+                sp(q), _ptr(matrix), sp(idx), d, 1, n, len(idx), count, sp(vals), sp(ids), 0
+            )
+    return ids, vals
 
 
 def _ptr(matrix: np.ndarray) -> Any:
