@@ -458,7 +458,7 @@ def report(name: str, builds: dict[str, Any], rounds: list[dict[str, Any]]) -> d
         flt = "".join(f"{res[f]['recall']:>7.3f}/{res[f]['p50']:<7.3f}" for f in FILTERS)
         print(
             f"{engine:<10}{b['ingest_s']:>9.1f}{b['searchable_s']:>9.1f}{b['disk_mb']:>9.1f}"
-            f"{res['reopen_s']:>9.3f}{str(res['effort']):>9}{res['p50']:>8.3f}{res['p95']:>8.3f}"
+            f"{res['reopen_s']:>9.3f}{res['effort']!s:>9}{res['p50']:>8.3f}{res['p95']:>8.3f}"
             f"{res.get('text_p50', float('nan')):>8.3f}{res['recall']:>7.3f}{flt}"
             f"{res['rss_mb']:>8.0f}{res.get('rss_text_mb', float('nan')):>7.0f}"
         )

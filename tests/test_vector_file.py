@@ -210,7 +210,7 @@ def test_schema_1_collections_are_migrated(tmp_path: Path, glove: np.ndarray) ->
         conn.execute(
             "INSERT INTO documents(id, text, metadata, hash, n_chunks, added) "
             "VALUES (?, ?, '{}', ?, 1, 0)",
-            (f"w{i}", f"word {i}", f"h{i}"),
+            (f"w{i}", f"word {i}", f"{i:032x}"),
         )
         conn.execute(
             "INSERT INTO chunks(doc, idx, start, end, vector) VALUES (?, 0, 0, 6, ?)",

@@ -7,7 +7,8 @@ keys the in-memory vector table and the on-disk ANN index.
 
 Schema 2 moved the chunk vectors out of SQLite into the collection's vector file (vecfile.py):
 each chunk row records its `slot` there; meta `slots` is the number of committed slots and
-`vector_epoch` names the current file (compaction starts the next one).
+`vector_epoch` names the current file (compaction starts the next one). Content hashes are
+stored as 16 bytes instead of 32 hex digits.
 """
 
 from __future__ import annotations
@@ -224,7 +225,11 @@ def migrate(conn: sqlite3.Connection, path: Path, read_only: bool = False) -> No
 
 def _move_vectors_out(conn: sqlite3.Connection, folder: Path) -> None:
     """Schema 1 -> 2, inside its transaction: chunk vectors from SQLite into the vector file, in
-    row id order, synced before the commit that records their slots."""
+    row id order, synced before the commit that records their slots; content hashes from hex
+    text to their 16 bytes."""
+    conn.create_function("unhex16", 1, lambda h: bytes.fromhex(h) if isinstance(h, str) else h)
+    conn.execute("UPDATE documents SET hash = unhex16(hash)")
+    conn.execute("UPDATE chunks SET hash = unhex16(hash) WHERE hash IS NOT NULL")
     meta = read_meta(conn)
     rows = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     if not rows or meta.get("dim") is None:

@@ -37,8 +37,17 @@ def existing(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, s
         for rid, doc_id, h, meta in conn.execute(
             f"SELECT rid, id, hash, metadata FROM documents WHERE id IN ({marks})", part
         ):
-            out[doc_id] = (rid, h, meta)
+            out[doc_id] = (rid, hex_hash(h), meta)
     return out
+
+
+def blob_hash(h: str | None) -> bytes | None:
+    """Content hashes (32 hex digits) are stored as their 16 bytes (schema 2)."""
+    return None if h is None else bytes.fromhex(h)
+
+
+def hex_hash(h: bytes | str) -> str:
+    return h.hex() if isinstance(h, bytes) else h
 
 
 def by_ids(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[str, str]]:
@@ -76,12 +85,11 @@ def slots_by_hash(conn: sqlite3.Connection, hashes: list[str]) -> dict[str, int]
     """Vector slots of stored chunks with these content hashes (the embedding cache)."""
     out: dict[str, int] = {}
     for part in batches(hashes):
-        out.update(
-            conn.execute(
-                f"SELECT hash, MIN(slot) FROM chunks WHERE hash IN ({_marks(part)}) GROUP BY hash",
-                part,
-            ).fetchall()
+        rows = conn.execute(
+            f"SELECT hash, MIN(slot) FROM chunks WHERE hash IN ({_marks(part)}) GROUP BY hash",
+            [blob_hash(h) for h in part],
         )
+        out.update((hex_hash(h), slot) for h, slot in rows)
     return out
 
 
@@ -107,13 +115,13 @@ def insert(
     """A document and its chunks, whose vectors are at `slot`, `slot + 1`, ... of the file."""
     cur = conn.execute(
         "INSERT INTO documents(id, text, metadata, hash, n_chunks, added) VALUES (?,?,?,?,?,?)",
-        (doc_id, text, json.dumps(meta), prep.hash, len(prep.spans), time.time()),
+        (doc_id, text, json.dumps(meta), blob_hash(prep.hash), len(prep.spans), time.time()),
     )
     doc = cur.lastrowid
     for idx, ((start, end), h) in enumerate(zip(prep.spans, prep.chunk_hashes, strict=True)):
         cur = conn.execute(
             "INSERT INTO chunks(doc, idx, start, end, hash, vector, slot) VALUES (?,?,?,?,?,x'',?)",
-            (doc, idx, start, end, h, slot + idx),
+            (doc, idx, start, end, blob_hash(h), slot + idx),
         )
         conn.execute("INSERT INTO fts(rowid, text) VALUES (?, ?)", (cur.lastrowid, text[start:end]))
 

@@ -94,7 +94,7 @@ def open_mapped(path: Path, dim: int, precision: str, slots: int) -> Mapped:
             continue
         raw = (ctypes.c_char * need).from_address(int(flat.codes.data()))
         raw._mapping = flat  # type: ignore[attr-defined]  # every view keeps the mapping alive
-        matrix = np.frombuffer(raw, dtype).reshape(slots, dim)
+        matrix = np.frombuffer(raw, dtype).reshape(slots, dim)  # type: ignore[call-overload]
         matrix.flags.writeable = False  # the pages are mapped read-only
         flat.ntotal = slots
         return Mapped(matrix, flat)

@@ -24,7 +24,7 @@ from embedbox.store import db, packed, vecfile
 from embedbox.store import rows as sq
 
 ROWS_FILE = "rows.bin"
-_ROWS_FORMAT = 1
+_ROWS_FORMAT = 2
 
 
 class IdColumn:
@@ -120,14 +120,24 @@ class VectorTable:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The `count` best of `rows` (positions; None: all) by exact inner product -> (positions,
         scores), best first. A heap in FAISS's kernel when it can; else numpy."""
-        slots = None if rows is None and self.dense else self.slots if rows is None else self.slots[rows]
+        slots = (
+            None
+            if rows is None and self.dense
+            else self.slots
+            if rows is None
+            else self.slots[rows]
+        )
         count = min(count, self.n_slots if slots is None else len(slots))
         got = knn(self.matrix, slots, query, count)
         if got is not None:
             found, scores = got
             return (found if self.dense else np.searchsorted(self.slots, found)), scores
         scores = self.scores(query, rows)
-        best = np.argpartition(-scores, count - 1)[:count] if count < len(scores) else np.arange(len(scores))
+        best = (
+            np.argpartition(-scores, count - 1)[:count]
+            if count < len(scores)
+            else np.arange(len(scores))
+        )
         best = best[np.argsort(-scores[best], kind="stable")]
         return (best if rows is None else rows[best]), scores[best]
 
@@ -273,14 +283,16 @@ class SharedTable:
             "epoch": t.epoch,
             "slots": t.n_slots,
         }
+        dense = len(t) == t.n_slots  # slots 0, 1, ...: not stored
         arrays = {
-            "rids": t.rids,
-            "docs": t.docs,
-            "slots": t.slots,
-            "chunks": t.chunks,
+            "rids": _narrow(t.rids),
+            "docs": _narrow(t.docs),
+            "slots": _narrow(t.slots[:0] if dense else t.slots),
+            **{name: _narrow(t.chunks[:, i]) for i, name in enumerate(_CHUNK_COLUMNS)},
             "id_blob": t.ids.blob,
-            "id_offsets": t.ids.offsets,
+            "id_offsets": _narrow(t.ids.offsets),
         }
+        meta["dense"] = dense
         if packed.save(self.folder / ROWS_FILE, meta, arrays):
             self.saved = (t.generation, t.delete_generation, t.epoch, len(t))
 
@@ -295,19 +307,22 @@ class SharedTable:
             return None
         if int(meta["generation"]) > gen:
             return None
-        ids = IdColumn(arr["id_blob"], arr["id_offsets"])
-        state = ("generation", "delete_generation", "epoch")
-        self.saved = (*(int(meta[k]) for k in state), len(arr["rids"]))  # type: ignore[assignment]
+        n = len(arr["rids"])
+        gen, del_gen, epoch = (int(meta[k]) for k in ("generation", "delete_generation", "epoch"))
+        self.saved = (gen, del_gen, epoch, n)
+        # Searched with int64 keys: kept int64 (a narrow array would be converted per search).
+        slots = np.arange(n, dtype=np.int64) if meta.get("dense") else arr["slots"].astype(np.int64)
+        chunks = np.column_stack([arr[c] for c in _CHUNK_COLUMNS]).astype(np.int32)
         return VectorTable(
             self.dim,
-            int(meta["generation"]),
-            int(meta["delete_generation"]),
-            int(meta["epoch"]),
-            rids=arr["rids"],
+            gen,
+            del_gen,
+            epoch,
+            rids=arr["rids"].astype(np.int64),
             docs=arr["docs"],
-            slots=arr["slots"],
-            chunks=arr["chunks"],
-            ids=ids,
+            slots=slots,
+            chunks=chunks.reshape(n, 4),
+            ids=IdColumn(arr["id_blob"], arr["id_offsets"]),
             vectors=vecfile.empty(self.dim, self.precision),
         )
 
@@ -351,6 +366,19 @@ class SharedTable:
                 "damaged",
             )
         return table
+
+
+_CHUNK_COLUMNS = ("chunk", "start", "end", "chunks")
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """Non-negative integers in the smallest unsigned type that holds them (rows.bin stays a
+    few bytes a row; loading keeps the narrow arrays as they are)."""
+    top = int(values.max()) if len(values) else 0
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dtype).max:
+            return values.astype(dtype)
+    return values.astype(np.int64)
 
 
 def _take(t: VectorTable, keep: np.ndarray, slots: np.ndarray) -> VectorTable:
