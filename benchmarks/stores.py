@@ -338,6 +338,11 @@ STORES: dict[str, type[Store]] = {
 
 # ---- workers (fresh processes) ---------------------------------------------------------------
 def rss_peak_mb() -> float:
+    """Peak resident memory of this process (VmHWM: unlike ru_maxrss it does not include the
+    parent's memory before this process was exec'ed)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -20,6 +20,7 @@ a filtered HNSW search widens its beam for the filter's selectivity.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -49,8 +50,9 @@ class AnnOptions:
     per wanted document when documents are split into chunks.
 
     `kind`: "hnsw", "ivf" or "auto" (HNSW, unless it would need more than `memory_limit` bytes
-    of memory: the vectors and the graph). `memory_limit`: bytes the index may keep resident;
-    IVF keeps about `code_bytes` + 8 per vector, the vectors stay on disk. IVF: `lists`
+    of memory: the vectors and the graph). `memory_limit`: bytes the index may keep resident
+    (None: half of the machine's memory, or of the cgroup's limit when lower); IVF keeps about
+    `code_bytes` + 8 per vector and the vectors stay on disk. IVF: `lists`
     (0: 2 sqrt(n)), `probes` (lists searched per query), `code_bytes` (product-quantiser bytes
     per vector; 0: about dim / 8, at least 8) and `rerank` (candidates re-scored exactly from
     the vector file per wanted hit)."""
@@ -78,15 +80,33 @@ class AnnOptions:
             )
 
     def kind_for(self, slots: int, dim: int, itemsize: int) -> str:
-        """The index kind to build for this many vectors."""
+        """The index kind to build for this many vectors: "auto" is HNSW unless it needs more
+        than `memory_limit` (None: half the memory this process may use)."""
         if self.kind != "auto":
             return self.kind
-        if (
-            self.memory_limit is not None
-            and hnsw_bytes(slots, dim, itemsize, self) > self.memory_limit
-        ):
-            return "ivf"
-        return "hnsw"
+        limit = self.memory_limit if self.memory_limit is not None else memory_budget()
+        return "ivf" if hnsw_bytes(slots, dim, itemsize, self) > limit else "hnsw"
+
+
+def memory_budget() -> int:
+    """Half of the memory this process may use: the machine's RAM, or less when its cgroup
+    (a container, `systemd-run -p MemoryMax=`) caps it."""
+    limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controllers == "":  # cgroup v2
+                f = Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.max"
+            elif "memory" in controllers.split(","):
+                f = Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.limit_in_bytes"
+            else:
+                continue
+            text = f.read_text().strip() if f.exists() else "max"
+            if text.isdigit():
+                limits.append(int(text))
+    except (OSError, ValueError):
+        pass
+    return min(limits) // 2
 
 
 def hnsw_bytes(slots: int, dim: int, itemsize: int, options: AnnOptions) -> int:
@@ -452,6 +472,7 @@ class AnnIndex:
         with _OneThread(faiss):  # the coarse quantizer's scan would open an OpenMP region
             self.index.search_c(1, sp(q), want, sp(scores), sp(labels), params)
         cand = np.sort(labels[0][labels[0] >= 0])  # read the file in order
+        table.vectors.prefetch(cand)  # the vectors are on disk: read them in parallel
         exact = dot_rows(table.matrix, cand, q)
         best = np.argsort(-exact, kind="stable")[:count]
         return cand[best], exact[best]

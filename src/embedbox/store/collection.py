@@ -132,6 +132,7 @@ class Collection:
         self.kind: str = self.meta["kind"]
         self.chunking = ChunkOptions(**self.meta["chunking"])
         self.ann_options = ann or AnnOptions()
+        self.ann_options.check()
         self._embedder = embedder
         self._lock = threading.RLock()
         self._filters = sr.FilterCache()

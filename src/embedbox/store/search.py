@@ -161,18 +161,19 @@ def vector_hits(
     when included, from one SQL query (documents deleted since the table was read are left
     out). Fields not included are empty."""
     chunks = table.chunks[rows].tolist()
+    ids = table.ids.many(rows)
     if not include:
         return [
-            _hit(table.ids[row], score, "", "{}", *chunk)
-            for row, score, chunk in zip(rows.tolist(), scores.tolist(), chunks, strict=True)
+            _hit(doc_id, score, "", "{}", *chunk)
+            for doc_id, score, chunk in zip(ids, scores.tolist(), chunks, strict=True)
         ]
     docs = table.docs[rows].tolist()
     found = sq.doc_fields(conn, docs, "text" in include, "metadata" in include)
     hits = []
-    for row, doc, score, chunk in zip(rows.tolist(), docs, scores.tolist(), chunks, strict=True):
+    for doc_id, doc, score, chunk in zip(ids, docs, scores.tolist(), chunks, strict=True):
         fields = found.get(doc)
         if fields is not None:  # else deleted since the table was read
-            hits.append(_hit(table.ids[row], score, *fields, *chunk))
+            hits.append(_hit(doc_id, score, *fields, *chunk))
     return hits
 
 

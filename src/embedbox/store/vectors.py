@@ -34,6 +34,7 @@ class IdColumn:
     def __init__(self, blob: np.ndarray | None = None, offsets: np.ndarray | None = None) -> None:
         self.blob = np.zeros(0, np.uint8) if blob is None else blob
         self.offsets = np.zeros(1, np.int64) if offsets is None else offsets
+        self._raw = np.ascontiguousarray(self.blob).data.cast("B")
 
     @classmethod
     def of(cls, ids: list[str]) -> IdColumn:
@@ -46,8 +47,13 @@ class IdColumn:
         return len(self.offsets) - 1
 
     def __getitem__(self, row: int) -> str:
-        a, b = self.offsets[row], self.offsets[row + 1]
-        return self.blob[a:b].tobytes().decode("utf-8", "surrogatepass")
+        return self.many(np.array([row]))[0]
+
+    def many(self, rows: np.ndarray) -> list[str]:
+        """The ids of these rows (one vectorised look-up of their offsets)."""
+        starts, ends = self.offsets[rows].tolist(), self.offsets[rows + 1].tolist()
+        raw = self._raw
+        return [str(raw[a:b], "utf-8", "surrogatepass") for a, b in zip(starts, ends, strict=True)]
 
     def take(self, rows: np.ndarray) -> IdColumn:
         starts, ends = self.offsets[:-1][rows], self.offsets[1:][rows]
@@ -57,11 +63,18 @@ class IdColumn:
         at = np.arange(offsets[-1]) - np.repeat(offsets[:-1] - starts, lengths)
         return IdColumn(self.blob[at], offsets)
 
-    def concat(self, other: IdColumn) -> IdColumn:
-        if not len(other):
-            return self
-        offsets = np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]])
-        return IdColumn(np.concatenate([self.blob, other.blob]), offsets)
+    @classmethod
+    def join(cls, parts: list[IdColumn]) -> IdColumn:
+        """One column of these columns' ids, in order (one copy)."""
+        parts = [p for p in parts if len(p)] or parts[:1]
+        if len(parts) == 1:
+            return parts[0]
+        base = np.cumsum([0] + [int(p.offsets[-1]) for p in parts[:-1]])
+        offsets = np.concatenate(
+            [parts[0].offsets[:1].astype(np.int64)]
+            + [p.offsets[1:].astype(np.int64) + b for p, b in zip(parts, base, strict=True)]
+        )
+        return cls(np.concatenate([p.blob for p in parts]), offsets)
 
 
 def _empty_rows() -> np.ndarray:
@@ -343,7 +356,7 @@ class SharedTable:
                     slots = pairs[:, 1]
             else:
                 last = 0
-            new = [row for batch in sq.table_rows(conn, last) for row in batch]
+            new = [_columns(batch) for batch in sq.table_rows(conn, last)]  # bounded memory
         finally:
             conn.execute("COMMIT")
         if base is None:
@@ -397,24 +410,32 @@ def _take(t: VectorTable, keep: np.ndarray, slots: np.ndarray) -> VectorTable:
     )
 
 
+Columns = tuple[np.ndarray, np.ndarray, IdColumn]  # (rid doc idx start end n_chunks), slots, ids
+
+
+def _columns(rows: list[sq.TableRow]) -> Columns:
+    """One batch of chunk rows as arrays."""
+    cols = np.array([r[:6] for r in rows], np.int64)
+    return cols, np.array([r[7] for r in rows], np.int64), IdColumn.of([r[6] for r in rows])
+
+
 def _extend(
     t: VectorTable,
-    new: list[sq.TableRow],
+    new: list[Columns],
     gen: int,
     del_gen: int,
     epoch: int,
     vectors: vecfile.Mapped,
 ) -> VectorTable:
-    """`t` with rows appended, at this generation and vector file."""
+    """`t` with batches of rows appended, at this generation and vector file."""
+    rids, docs, chunks, slots, ids = t.rids, t.docs, t.chunks, t.slots, t.ids
     if new:
-        cols = np.array([r[:6] for r in new], np.int64)
-        rids = np.concatenate([t.rids, cols[:, 0]])
-        docs = np.concatenate([t.docs, cols[:, 1]])
-        chunks = np.concatenate([t.chunks, cols[:, 2:6].astype(np.int32)])
-        slots = np.concatenate([t.slots, np.array([r[7] for r in new], np.int64)])
-        ids = t.ids.concat(IdColumn.of([r[6] for r in new]))
-    else:
-        rids, docs, chunks, slots, ids = t.rids, t.docs, t.chunks, t.slots, t.ids
+        cols = np.concatenate([c for c, _, _ in new])
+        rids = np.concatenate([rids, cols[:, 0]])
+        docs = np.concatenate([docs, cols[:, 1]])
+        chunks = np.concatenate([chunks, cols[:, 2:6].astype(np.int32)])
+        slots = np.concatenate([slots, *(s for _, s, _ in new)])
+        ids = IdColumn.join([ids, *(i for _, _, i in new)])
     return VectorTable(
         t.dim,
         gen,
