@@ -284,6 +284,7 @@ class Qdrant(Store):
     def build(self, folder: Path, x: np.ndarray, texts: list[str], grp: np.ndarray) -> None:
         from qdrant_client import QdrantClient, models
 
+        self.models = models
         client = QdrantClient(path=str(folder / "qdrant"))
         client.create_collection(
             "bench",

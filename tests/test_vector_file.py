@@ -5,6 +5,7 @@ compaction, migration of schema-1 collections, damaged files and the IVF index, 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -303,3 +304,18 @@ def test_ivf_under_a_memory_limit(tmp_path: Path, glove: np.ndarray) -> None:
     with Collection.open(folder) as col:  # default options: the saved IVF index is used
         assert col.search(glove[3], k=1)[0].id == "w3"
         assert col._ann().kind == "ivf" and col._ann().rebuilds == 0
+
+
+def test_index_kind_follows_the_memory_limit(tmp_path: Path) -> None:
+    from embedbox.errors import InputError
+    from embedbox.store.ann import hnsw_bytes, memory_budget
+
+    opts = AnnOptions(memory_limit=1 << 30)
+    need = hnsw_bytes(1_000_000, 384, 4, opts)
+    assert 1.5e9 < need < 1.7e9  # vectors + graph: about dim * 4 + 140 bytes a vector
+    assert opts.kind_for(1_000_000, 384, 4) == "ivf"
+    assert opts.kind_for(100_000, 384, 4) == "hnsw"
+    assert AnnOptions(kind="hnsw", memory_limit=1).kind_for(10**6, 384, 4) == "hnsw"
+    assert 0 < memory_budget() <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    with pytest.raises(InputError, match=r"AnnOptions\.kind must be one of auto, hnsw, ivf"):
+        Collection.open(tmp_path / "x", "glove-6b-50d", create=True, ann=AnnOptions(kind="flat"))

@@ -523,6 +523,7 @@ def _new_ivf(table: VectorTable, options: AnnOptions) -> Any:
     index = faiss.IndexIVFPQ(quantizer, d, lists, code, 8, faiss.METRIC_INNER_PRODUCT)
     index.own_fields = True
     quantizer.this.disown()
+    index.cp.niter = 10  # k-means iterations: FAISS's 25 buy little recall for 2.5x the time
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(n, size=min(n, max(40 * lists, 20_000)), replace=False))
     index.train(np.asarray(table.matrix[sample], np.float32))
