@@ -1,5 +1,5 @@
-"""Search primitives: vector top-k (exact or HNSW), filters as row positions,
-FTS5 queries, RRF fusion, and turning ranked chunk rows into `Hit`s.
+"""Search primitives: vector top-k (exact, or the index with a filter-aware plan), filters as
+row positions, FTS5 queries, RRF fusion, and turning ranked chunk rows into `Hit`s.
 
 The semantic path is latency-critical (one query is ~0.1 ms of HNSW work): everything per call
 here is O(k) and at most one SQL query fetches the hit rows.
