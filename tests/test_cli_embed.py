@@ -15,7 +15,7 @@ from embedbox import Embedder
 from tests.cli_runner import run_cli
 from tests.tolerance import assert_vectors_close
 
-pytestmark = pytest.mark.numerics  # also run with bf16 forced (make test)
+pytestmark = [pytest.mark.model, pytest.mark.numerics]  # also run with bf16 forced (make test)
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

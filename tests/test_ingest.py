@@ -130,6 +130,7 @@ def test_ingest_errors_name_the_item_and_the_fix(tmp_path: Path, embedder: Embed
     )
 
 
+@pytest.mark.model
 def test_cli_end_to_end(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -169,6 +170,7 @@ def test_cli_end_to_end(
     assert run("collection", "drop", "news", "--yes", "--json") == {"dropped": "news", "count": 4}
 
 
+@pytest.mark.model
 def test_cli_add_images(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

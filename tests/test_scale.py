@@ -51,6 +51,7 @@ def test_local_pool_matches_embed(
     assert table.column("text").to_pylist() == [by_id[i]["text"] for i in ids]
 
 
+@pytest.mark.model
 def test_bad_rows_go_to_errors_file(pool_job: tuple[Path, list[dict[str, object]]]) -> None:
     base, _ = pool_job
     errors = read_errors(str(base / "out"))
@@ -64,6 +65,7 @@ def test_bad_rows_go_to_errors_file(pool_job: tuple[Path, list[dict[str, object]
     assert manifest["summary"]["bad_rows"] == 4
 
 
+@pytest.mark.model
 def test_rerun_skips_finished_shards(
     pool_job: tuple[Path, list[dict[str, object]]], embedder: Embedder
 ) -> None:
@@ -83,6 +85,7 @@ def test_rerun_skips_finished_shards(
     assert [p.stat().st_mtime_ns for p in parts] == before
 
 
+@pytest.mark.model
 def test_rerun_with_other_settings_is_a_conflict(
     pool_job: tuple[Path, list[dict[str, object]]],
 ) -> None:

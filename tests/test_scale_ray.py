@@ -18,6 +18,8 @@ from embedbox import Embedder
 from embedbox.scale import JobSpec, read_errors, run_job
 from tests.scale_data import assert_vectors_match, read_output, write_jsonl
 
+pytestmark = pytest.mark.ray
+
 pytest.importorskip("ray")
 
 
