@@ -21,24 +21,26 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# The error tree is small and imports nothing: always here, so `except embedbox.InputError` works.
+from embedbox.errors import (
+    Conflict,
+    EmbedboxError,
+    EmbedboxWarning,
+    InputError,
+    MissingDependency,
+    ModelNotFound,
+    NotFound,
+    OutOfVocabulary,
+    Overloaded,
+    RequestTimeout,
+    StorageError,
+    TruncationError,
+    TruncationWarning,
+    Unavailable,
+)
+
 if TYPE_CHECKING:
     from embedbox.embed import Embedder, EmbedderOptions, EmbedResult
-    from embedbox.errors import (
-        Conflict,
-        EmbedboxError,
-        EmbedboxWarning,
-        InputError,
-        MissingDependency,
-        ModelNotFound,
-        NotFound,
-        OutOfVocabulary,
-        Overloaded,
-        RequestTimeout,
-        StorageError,
-        TruncationError,
-        TruncationWarning,
-        Unavailable,
-    )
     from embedbox.images import embed_images
     from embedbox.store.collection import Collection, Item, drop_collection, list_collections
     from embedbox.store.images import add_images, open_image_collection, similar_images
@@ -46,28 +48,11 @@ if TYPE_CHECKING:
     from embedbox.tasks.tokens import embed_tokens
     from embedbox.words import WordVectors, load_words
 
-_ERRORS = (
-    "Conflict",
-    "EmbedboxError",
-    "EmbedboxWarning",
-    "InputError",
-    "MissingDependency",
-    "ModelNotFound",
-    "NotFound",
-    "OutOfVocabulary",
-    "Overloaded",
-    "RequestTimeout",
-    "StorageError",
-    "TruncationError",
-    "TruncationWarning",
-    "Unavailable",
-)
-# public name -> the module that defines it
+# public name -> the module that defines it (imported on first use)
 _WHERE: dict[str, str] = {
     "Embedder": "embedbox.embed",
     "EmbedderOptions": "embedbox.embed",
     "EmbedResult": "embedbox.embed",
-    **{name: "embedbox.errors" for name in _ERRORS},
     "embed_images": "embedbox.images",
     "Collection": "embedbox.store.collection",
     "Item": "embedbox.store.collection",
