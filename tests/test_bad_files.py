@@ -261,3 +261,31 @@ def test_check_input_reads_no_further_than_it_needs(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         with pytest.raises(InputError, match=r"docs.jsonl:2: invalid JSON"):
             list(iter_records(path))
+
+
+# ---- item 21: labels a classifier does not know ---------------------------------------------
+def test_evaluate_warns_about_labels_the_classifier_does_not_know(
+    tmp_path: Path, tiny: str
+) -> None:
+    from embedbox.tasks.classify import evaluate
+
+    with pytest.warns(EmbedboxWarning, match=r"1 label\(s\) the classifier was not trained on"):
+        report = evaluate(["a", "b", "sport"], ["a", "b", "a"], classes=["a", "b"])
+    assert report.accuracy == pytest.approx(2 / 3)
+    train = tmp_path / "train.jsonl"
+    rows = [{"text": f"{w} {i}", "label": w} for i in range(4) for w in ("cat", "dog")]
+    train.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    model_dir = tmp_path / "clf"
+    out = run_cli(
+        "classify", "train", str(train), "--label-field", "label", "-o", str(model_dir),
+        "--test-fraction", "0", "-m", tiny,
+    )  # fmt: skip
+    assert out.code == 0, out.stderr
+    test = tmp_path / "test.jsonl"
+    test.write_text('{"text": "a cat", "label": "cat"}\n{"text": "news", "label": "sport"}\n')
+    out = run_cli("classify", "evaluate", str(model_dir), str(test), "--label-field", "label")
+    assert out.code == 0, out.stderr
+    assert [line for line in out.error_lines if line.startswith("warning:")] == [
+        f"warning: {test}: 1 label(s) the classifier was not trained on: 'sport' (it knows "
+        "'cat', 'dog'); their examples all count as wrong"
+    ]

@@ -14,6 +14,7 @@ from embedbox.cli.common import (
     DataDirOpt,
     JsonOpt,
     ModelOpt,
+    add_id_column,
     app,
     cell,
     console,
@@ -82,7 +83,7 @@ def _print_predictions(
         )
         return
     table = Table()
-    table.add_column("id", overflow="fold", max_width=30)
+    add_id_column(table, ids)
     table.add_column("label", overflow="fold", max_width=30)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("text", min_width=12)

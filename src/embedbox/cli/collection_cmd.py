@@ -16,6 +16,7 @@ from embedbox.cli.common import (
     DataDirOpt,
     JsonOpt,
     WhereOpt,
+    add_id_column,
     app,
     cell,
     console,
@@ -280,7 +281,7 @@ def search(
     table = Table(title=Text(f"{mode} search in {collection!r}: {query}"))
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
-    table.add_column("id", overflow="fold", max_width=40)
+    add_id_column(table, [h.id for h in hits])
     table.add_column("text", min_width=12)
     table.add_column("metadata", min_width=8)
     for rank, hit in enumerate(hits, 1):

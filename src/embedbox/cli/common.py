@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as ProgressBar
+from rich.table import Table
 from rich.text import Text
 
 from embedbox.catalog import DEFAULT_TEXT_MODEL
@@ -137,6 +138,13 @@ def cell(text: str) -> Text:
     are `no_wrap`) when the table is wider than the terminal, 80 columns when piped. The text
     is taken literally (no rich markup)."""
     return Text(" ".join(text.split()), no_wrap=True, overflow="ellipsis")
+
+
+def add_id_column(table: Table, ids: Sequence[str], header: str = "id") -> None:
+    """An id column that is never narrowed below its ids while they are short (up to 30
+    characters); longer ids fold onto more lines rather than lose characters."""
+    short = max((len(i) for i in ids), default=0) <= 30
+    table.add_column(header, no_wrap=short, overflow="fold", max_width=None if short else 40)
 
 
 def print_json(data: Any) -> None:

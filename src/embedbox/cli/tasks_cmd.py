@@ -20,6 +20,7 @@ from embedbox.cli.common import (
     JsonOpt,
     ModelOpt,
     WhereOpt,
+    add_id_column,
     app,
     cell,
     console,
@@ -76,7 +77,7 @@ def recommend(
         return
     table = Table(title=f"recommended from {col.name!r}")
     table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("id", overflow="fold", max_width=40)
+    add_id_column(table, [r.id for r in recs])
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("text", min_width=12)
     for n, r in enumerate(recs, 1):
