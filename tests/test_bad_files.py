@@ -160,6 +160,10 @@ def test_messages_name_the_line_not_the_record_number(tmp_path: Path) -> None:
         read_texts(path)
     with pytest.raises(InputError, match=r"docs.jsonl:3: no field 'text' \(fields: body\)"):
         list(iter_documents(path, "docs.jsonl", True, IngestOptions()))
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"id": "a", "text": "x"}\n{"text": "y"}\n')
+    with pytest.raises(InputError, match=r"mixed.jsonl:2: no 'id', though the first record"):
+        read_texts(mixed)
     table = tmp_path / "docs.parquet"
     pq.write_table(pa.table({"text": ["a", " "]}), table)
     with pytest.raises(InputError, match=r"docs.parquet row 2: the text is empty"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -130,8 +129,3 @@ def test_a_load_stopped_halfway_says_how_far_it_got(
     report = load_embeddings_into(col, job)
     assert (report.added, report.unchanged, col.count()) == (3, 3, 6)
     col.close()
-
-
-def test_part_tables_concatenate(job: Path) -> None:
-    tables = [pq.read_table(p) for p in parts(job)]
-    assert pa.concat_tables(tables, promote_options="default").num_rows == 6

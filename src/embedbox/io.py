@@ -306,7 +306,8 @@ def read_texts(path: str | Path, text_field: str = "text", id_field: str | None 
         text = record.get(text_field)
         if not isinstance(text, str):
             fields = ", ".join(map(str, record)) or "none"
-            what = "no field" if text is None else f"{type(text).__name__}, not text, in field"
+            kind = "null" if text is None else type(text).__name__
+            what = "no field" if text_field not in record else f"{kind}, not text, in field"
             raise InputError(
                 f"{where}: {what} {text_field!r} (fields: {fields}); "
                 "choose the text field with --text-field"
@@ -317,8 +318,12 @@ def read_texts(path: str | Path, text_field: str = "text", id_field: str | None 
         if use_id is not None:
             value = record.get(use_id)
             if value is None or str(value).strip() == "":
-                hint = "--id-field" if id_field else "the records before it have one; --id-field"
-                raise InputError(f"{where}: no value in id field {use_id!r} ({hint} names it)")
+                if id_field is not None:
+                    raise InputError(f"{where}: no value in id field {use_id!r}")
+                raise InputError(
+                    f"{where}: no 'id', though the first record has one; give every record "
+                    "an id, or name the id field with --id-field"
+                )
             ids.append(str(value))
         texts.append(text)
         places.append(where)
