@@ -81,7 +81,7 @@ def test_models_lists_availability() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("embed", ""), "item 0 is empty"),
+        (("embed", ""), "argument 1 is empty"),
         (("embed", "x", "--model", "nomic-embed-text-v1.5"), "not on this machine"),
         (("embed", "--input", "/nonexistent.txt"), "no such file"),
         (("embed", "x", "--precision", "int4"), "unknown precision"),

@@ -163,7 +163,7 @@ def test_missing_text_column_is_a_clear_error(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "in.jsonl", 3, bad=False)
     spec = JobSpec((str(tmp_path / "in.jsonl"),), str(tmp_path / "out"), text_column="body")
     with pytest.raises(
-        InputError, match=r"no column 'body' \(columns: doc, text, score\).*--text-column"
+        InputError, match=r"no column 'body' \(columns: doc, text, score\).*--text-field"
     ):
         run_job(spec)
 
@@ -209,7 +209,7 @@ def test_cli_reports_bad_input_in_one_line(
               "--text-column", "body"])  # fmt: skip
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "no column 'body'" in err and "--text-column" in err
+    assert len(err.splitlines()) == 1 and "no column 'body'" in err and "--text-field" in err
     with pytest.raises(SystemExit):
         main(["embed-dataset", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out2"),
               "--engine", "spark"])  # fmt: skip

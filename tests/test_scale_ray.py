@@ -23,7 +23,9 @@ pytestmark = pytest.mark.ray
 pytest.importorskip("ray")
 
 
-def test_ray_engine_matches_embed(tmp_path: Path, embedder: Embedder) -> None:
+def test_ray_engine_matches_embed(
+    tmp_path: Path, embedder: Embedder, capfd: pytest.CaptureFixture[str]
+) -> None:
     import ray
 
     rows = write_jsonl(tmp_path / "in.jsonl", 40)
@@ -47,6 +49,7 @@ def test_ray_engine_matches_embed(tmp_path: Path, embedder: Embedder) -> None:
         "bad-type",
         "bad-missing",
     ]
+    assert "deprecated" not in capfd.readouterr().err  # e.g. map_batches(concurrency=)
 
 
 @pytest.fixture

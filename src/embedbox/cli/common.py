@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 from embedbox.catalog import DEFAULT_TEXT_MODEL
-from embedbox.errors import InputError
+from embedbox.errors import EmbedboxWarning, InputError
 from embedbox.types import Progress
 
 app = typer.Typer(
@@ -102,6 +106,45 @@ def fail(message: str, code: int = 2) -> NoReturn:
         f"[red]error:[/red] {cli_message(message)}", highlight=False, markup=True, soft_wrap=True
     )
     sys.exit(code)
+
+
+_show_other_warning = warnings.showwarning
+
+
+def show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """`warnings.showwarning` for the CLI: embedbox's warnings as one line on stderr."""
+    if not issubclass(category, EmbedboxWarning):
+        _show_other_warning(message, category, filename, lineno, file, line)
+        return
+    err_console.print(
+        f"[yellow]warning:[/yellow] {escape(cli_message(str(message)))}",
+        highlight=False,
+        markup=True,
+        soft_wrap=True,
+    )
+
+
+def cell(text: str) -> Text:
+    """A table cell kept on one line and cut with … where its column is narrow.
+
+    Give such a column no `no_wrap`: rich then narrows it (not the id and score columns, which
+    are `no_wrap`) when the table is wider than the terminal, 80 columns when piped. The text
+    is taken literally (no rich markup)."""
+    return Text(" ".join(text.split()), no_wrap=True, overflow="ellipsis")
+
+
+def add_id_column(table: Table, ids: Sequence[str], header: str = "id") -> None:
+    """An id column that is never narrowed below its ids while they are short (up to 30
+    characters); longer ids fold onto more lines rather than lose characters."""
+    short = max((len(i) for i in ids), default=0) <= 30
+    table.add_column(header, no_wrap=short, overflow="fold", max_width=None if short else 40)
 
 
 def print_json(data: Any) -> None:

@@ -58,8 +58,10 @@ def run_job(
     out = spec.output_dir
     if out.exists() and not out.is_dir():
         raise InputError(f"--output {out} is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
     planned = plan(spec.inputs, spec.shard_rows, spec.text_column)
+    if not any(info.rows for info, _ in planned):
+        raise InputError(f"no rows to embed in {', '.join(spec.inputs)}")
+    out.mkdir(parents=True, exist_ok=True)
     inputs = [dict(info.__dict__) for info, _ in planned]
     old = mf.load(out)
     if spec.overwrite:
