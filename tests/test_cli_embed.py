@@ -111,3 +111,16 @@ def test_version() -> None:
 
     out = run_cli("--version")
     assert out.code == 0 and out.stdout.strip() == f"embedbox {embedbox.__version__}"
+
+
+def test_serve_on_a_busy_port_fails_before_loading_models(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = run_cli("serve", "--port", str(port), "--model", str(tmp_path / "never-loaded"))
+    assert out.code == 2 and len(out.error_lines) == 1, out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr
+    assert "serving" not in out.stderr
