@@ -124,3 +124,33 @@ def test_serve_on_a_busy_port_fails_before_loading_models(tmp_path: Path) -> Non
     assert out.code == 2 and len(out.error_lines) == 1, out.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr
     assert "serving" not in out.stderr
+
+
+def test_embed_options_batch_size_no_normalize_device_and_csv(tmp_path: Path) -> None:
+    from tests.tiny_models import build
+
+    tiny = str(build("bert", tmp_path / "tiny"))
+    texts = ["a cat", "a dog", "stocks fell"]
+    common = ["embed", *texts, "--model", tiny, "--compute", "fp32", "--json"]
+    plain = np.array(json.loads(run_cli(*common).stdout)["embeddings"])
+    batched = run_cli(*common, "--batch-size", "1", "--device", "cpu")
+    assert batched.code == 0, batched.stderr
+    np.testing.assert_allclose(np.array(json.loads(batched.stdout)["embeddings"]), plain, atol=1e-5)
+    raw = np.array(json.loads(run_cli(*common, "--no-normalize").stdout)["embeddings"])
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), plain, atol=1e-5)
+    for suffix, sep in ((".csv", ","), (".tsv", "\t")):
+        out = tmp_path / f"v{suffix}"
+        assert (
+            run_cli("embed", *texts, "--model", tiny, "--compute", "fp32", "-o", str(out)).code == 0
+        )
+        lines = out.read_text().splitlines()
+        header = lines[0].split(sep)
+        assert header[:2] == ["id", "text"] and header[2:] == [f"e{j}" for j in range(32)]
+        row = lines[3].split(sep)
+        assert row[:2] == ["2", "stocks fell"]
+        np.testing.assert_allclose([float(x) for x in row[2:]], plain[2], atol=1e-6)
+    bad = run_cli(*common, "--batch-size", "0")
+    assert bad.code == 2 and "--batch-size must be at least 1" in bad.stderr
+    int8 = run_cli(*common, "--no-normalize", "--precision", "int8")
+    assert int8.code == 2 and "keep normalize on" in int8.stderr

@@ -168,10 +168,11 @@ class Embedder:
         truncate: bool | Literal["error"] = True,
         long_text: Literal["truncate", "chunk"] = "truncate",
         allow_empty: bool = False,
+        normalize: bool | None = None,
         progress: Progress | None = None,
     ) -> np.ndarray:
         """Embed `texts` -> array (n, dim) of `precision` (float32 by default), L2-normalised
-        when the model normalises.
+        when the model normalises (`normalize=False`: the pooled vectors as they are).
 
         Texts longer than the model's maximum are truncated with a `TruncationWarning`
         (`truncate=False`: silently, still listed in `encode(...).truncated`; `"error"`: raise),
@@ -188,6 +189,7 @@ class Embedder:
             truncate=truncate,
             long_text=long_text,
             allow_empty=allow_empty,
+            normalize=normalize,
             progress=progress,
         ).vectors
 
@@ -244,11 +246,15 @@ class Embedder:
         truncate: bool | Literal["error"] = True,
         long_text: Literal["truncate", "chunk"] = "truncate",
         allow_empty: bool = False,
+        normalize: bool | None = None,
         progress: Progress | None = None,
     ) -> EmbedResult:
         """Like `embed`, returning an `EmbedResult` with token counts and truncation info."""
         texts = validate_texts(texts, allow_empty)
         precision = check_precision(precision)
+        norm = self.info.normalize if normalize is None else bool(normalize)
+        if not norm and precision in ("int8", "uint8"):
+            raise InputError(f"{precision} ranges are fitted on unit vectors; keep normalize on")
         if long_text not in ("truncate", "chunk"):
             raise InputError(f"long_text must be 'truncate' or 'chunk', not {long_text!r}")
         if truncate not in (True, False, "error"):
@@ -263,7 +269,7 @@ class Embedder:
         with self._lock:
             self.encoder.set_task(task)
             result = self._encode(texts, prefix, truncate, long_text, progress)
-        vectors = shorten(result.vectors, dimensions, self.info.normalize)
+        vectors = shorten(result.vectors, dimensions, norm)
         result.vectors = quantize(vectors, precision, self._calibration(precision, dimensions))
         return result
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 READ_FORMATS = ("txt", "jsonl", "csv", "parquet")
-WRITE_FORMATS = ("npy", "jsonl", "parquet")
+WRITE_FORMATS = ("npy", "jsonl", "parquet", "csv")  # csv: .csv or .tsv
 BINARY_PROBE = 8000  # bytes searched for a NUL byte, as git does
 
 _INT = re.compile(r"[+-]?(?:0|[1-9][0-9]*)")  # no leading zeros: "007" and zip codes stay text
@@ -363,7 +363,8 @@ def write_vectors(
     texts: Sequence[str] | None = None,
     ids: Sequence[str] | None = None,
 ) -> None:
-    """Write vectors to .npy, .jsonl ({"id", "text", "embedding"} per line) or .parquet."""
+    """Write vectors to .npy, .jsonl ({"id", "text", "embedding"} per line), .parquet, or
+    .csv / .tsv (id, text, then a column per dimension)."""
     import numpy as np
 
     p = Path(path)
@@ -380,6 +381,14 @@ def write_vectors(
                     row["text"] = texts[i]
                 row["embedding"] = vec.tolist()
                 fh.write(json.dumps(row) + "\n")
+    elif fmt == "csv":  # id, text, then one column per dimension (e0, e1, ...)
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            out = csv.writer(fh, delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
+            dims = [f"e{j}" for j in range(vectors.shape[1])]
+            out.writerow(["id", *(["text"] if texts is not None else []), *dims])
+            for i, vec in enumerate(vectors):
+                head = [ids[i] if ids else str(i), *([texts[i]] if texts is not None else [])]
+                out.writerow([*head, *vec.tolist()])
     else:
         import pyarrow as pa
         import pyarrow.parquet as pq

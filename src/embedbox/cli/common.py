@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.text import Text
 from embedbox.catalog import DEFAULT_TEXT_MODEL
 from embedbox.errors import EmbedboxWarning, InputError
 from embedbox.types import Progress
+
+if TYPE_CHECKING:
+    from embedbox.embed import Embedder
 
 app = typer.Typer(
     name="embedbox",
@@ -183,17 +186,20 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Progress]:
         yield update
 
 
-_embedders: dict[tuple[str, str, int | None], Any] = {}
+_embedders: dict[tuple[Any, ...], Embedder] = {}
 
 
-def get_embedder(model: str, compute: str = "auto", threads: int | None = None) -> Any:
-    """Load (once per process) the embedder for `model`."""
-    key = (model, compute, threads)
+def get_embedder(
+    model: str, compute: str = "auto", threads: int | None = None, **options: Any
+) -> Embedder:
+    """Load (once per process) the embedder for `model`; `options` are further
+    `EmbedderOptions` fields (device, max_batch_size, ...)."""
+    key = (model, compute, threads, tuple(sorted(options.items())))
     if key not in _embedders:
         from embedbox.embed import Embedder
 
         with err_console.status(f"loading {model}…") if err_console.is_terminal else _null():
-            _embedders[key] = Embedder(model, compute=compute, threads=threads)
+            _embedders[key] = Embedder(model, compute=compute, threads=threads, **options)
     return _embedders[key]
 
 

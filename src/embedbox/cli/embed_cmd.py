@@ -48,7 +48,7 @@ def embed(
         "have one, else the position).",
     ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write .npy, .jsonl or .parquet."
+        None, "--output", "-o", help="Write .npy, .jsonl, .parquet, .csv or .tsv."
     ),
     model: str = ModelOpt,
     dimensions: int | None = typer.Option(
@@ -68,6 +68,13 @@ def embed(
     task: str | None = typer.Option(None, "--task", help="Task adapter (jina-embeddings-v3)."),
     long_text: str = typer.Option("truncate", "--long-text", help="truncate | chunk | error."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="At most this many texts per forward pass (default 128)."
+    ),
+    normalize: bool = typer.Option(
+        True, "--normalize/--no-normalize", help="L2-normalise (when the model does)."
+    ),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda or cuda:N."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Embed texts and print or save the vectors.
@@ -84,7 +91,12 @@ def embed(
         raise InputError(f"--long-text must be truncate, chunk or error, not {long_text!r}")
     if output is not None:
         detect_format(output, WRITE_FORMATS)
-    emb = get_embedder(model, compute, threads)
+    if batch_size is not None and batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    options: dict[str, Any] = {"device": device} if device else {}
+    if batch_size is not None:
+        options["max_batch_size"] = batch_size
+    emb = get_embedder(model, compute, threads, **options)
     with (
         warnings.catch_warnings(record=True),
         progress_bar("embedding") as update,
@@ -100,6 +112,7 @@ def embed(
             precision=precision,
             truncate="error" if long_text == "error" else True,
             long_text="chunk" if long_text == "chunk" else "truncate",
+            normalize=None if normalize else False,
             progress=update,
         )
     if result.truncated:
