@@ -23,7 +23,7 @@ from embedbox.cli.common import (
     progress_bar,
 )
 from embedbox.embed import validate_texts
-from embedbox.errors import InputError
+from embedbox.errors import InputError, ModelNotFound
 from embedbox.io import WRITE_FORMATS, detect_format, read_stdin_lines, read_texts, write_vectors
 from embedbox.quantize import check_precision
 
@@ -147,7 +147,11 @@ def models(as_json: bool = JsonOpt) -> None:
     """Known models and whether their weights are on this machine."""
     rows: list[dict[str, Any]] = []
     for spec in catalog.CATALOG:
-        path = spec.local_path()
+        try:
+            path = spec.local_path()  # assembles a model split across packages on first use
+        except ModelNotFound as exc:
+            path = None
+            err_console.print(f"[yellow]warning:[/yellow] {exc}", highlight=False)
         rows.append(
             {
                 "name": spec.name,
