@@ -46,11 +46,17 @@ def test_ranking_metrics_equal_pytrec_eval(seed: int) -> None:
     for q in qrels:  # pytrec_eval leaves out queries the run does not mention
         per_query.setdefault(q, {})
     for k in KS:
-        for ours_name, trec_name in (("ndcg", "ndcg_cut"), ("map", "map_cut"), ("recall", "recall")):
+        for ours_name, trec_name in (
+            ("ndcg", "ndcg_cut"),
+            ("map", "map_cut"),
+            ("recall", "recall"),
+        ):
             want = np.mean([per_query[q].get(f"{trec_name}_{k}", 0.0) for q in qrels])
             assert ours[f"{ours_name}@{k}"] == pytest.approx(want, abs=1e-12), (ours_name, k)
         # MRR@k: trec_eval's recip_rank on the run cut to its top k (in trec_eval's order).
-        cut = {q: {d: s for d, s in run[q].items() if d in metrics.trec_order(run[q])[:k]} for q in run}
+        cut = {
+            q: {d: s for d, s in run[q].items() if d in metrics.trec_order(run[q])[:k]} for q in run
+        }
         rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(cut)
         want_rr = np.mean([rr.get(q, {}).get("recip_rank", 0.0) for q in qrels])
         assert ours[f"mrr@{k}"] == pytest.approx(want_rr, abs=1e-12), k

@@ -8,7 +8,15 @@ from typing import Any
 
 import typer
 
-from embedbox.cli.common import DataDirOpt, JsonOpt, app, console, err_console, print_json
+from embedbox.cli.common import (
+    ComputeOpt,
+    DataDirOpt,
+    JsonOpt,
+    app,
+    console,
+    err_console,
+    print_json,
+)
 from embedbox.errors import InputError
 
 eval_app = typer.Typer(
@@ -214,11 +222,12 @@ def collection(
         None, "--where", help="A metadata filter as JSON (repeatable; each is compared)."
     ),
     k: int = typer.Option(100, "-k", help="Hits per query."),
+    compute: str = ComputeOpt,
     data_dir: Path | None = DataDirOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Search quality of a collection per mode, hybrid weights and filter."""
-    from embedbox.cli.common import parse_where
+    from embedbox.cli.common import get_embedder, parse_where
     from embedbox.collection import Collection
     from embedbox.evaluation import evaluate_collection, read_qrels, read_queries
     from embedbox.evaluation.collection import check_qrels_documents
@@ -231,7 +240,10 @@ def collection(
             raise InputError(f"--weights takes 'semantic,keyword', e.g. 1,0.5, not {w!r}") from None
         pairs.append((a, b))
     filters = [parse_where(w) for w in where] if where else [None]
-    col = Collection.open(name, data_dir=data_dir)
+    with Collection.open(name, data_dir=data_dir) as probe:
+        model, kind = probe.model, probe.kind
+    embedder = get_embedder(model, compute) if kind in ("text", "text-image") else None
+    col = Collection.open(name, data_dir=data_dir, embedder=embedder)
     qs = read_queries(queries)
     judged = read_qrels(qrels, qs, None, col.name)
     check_qrels_documents(qrels, col)
