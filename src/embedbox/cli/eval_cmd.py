@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ PrecisionsOpt = typer.Option(
     "--precision",
     help="float32 | float16 | int8 | uint8 | binary | ubinary; repeat or comma-separate.",
 )
+OutputOpt = typer.Option(
+    None, "--output", "-o", help="Also write the JSON rows to this file."
+)
 ChartOpt = typer.Option(
     None, "--chart", help="Write quality against throughput to a .png or .html (repeatable)."
 )
@@ -72,6 +76,7 @@ def _run(
     precisions: list[str] | None,
     as_json: bool,
     charts: list[Path] | None,
+    output: Path | None = None,
 ) -> None:
     from embedbox.cli.common import get_embedder
     from embedbox.evaluation import evaluate
@@ -97,6 +102,8 @@ def _run(
     )
     for chart in charts or []:
         write_chart(report, chart)
+    if output is not None:
+        output.write_text(json.dumps(report.to_dicts(), indent=1) + "\n", encoding="utf-8")
     if as_json:
         print_json(report.to_dicts())
         return
@@ -115,13 +122,14 @@ def sts(
     dimensions: list[str] | None = DimensionsOpt,
     precision: list[str] | None = PrecisionsOpt,
     chart: list[Path] | None = ChartOpt,
+    output: Path | None = OutputOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Semantic similarity: Spearman and Pearson of cosine against gold scores."""
     from embedbox.evaluation import STSTask, read_pairs
 
     task = STSTask(path.stem, read_pairs(path), source=str(path))
-    _run([task], model, compute, dimensions, precision, as_json, chart)
+    _run([task], model, compute, dimensions, precision, as_json, chart, output)
 
 
 @eval_app.command("retrieval")
@@ -133,13 +141,14 @@ def retrieval(
     dimensions: list[str] | None = DimensionsOpt,
     precision: list[str] | None = PrecisionsOpt,
     chart: list[Path] | None = ChartOpt,
+    output: Path | None = OutputOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Retrieval: nDCG, MAP, MRR and recall at 1, 10 and 100 (trec_eval definitions)."""
     from embedbox.evaluation import RetrievalTask, read_beir
 
     task = RetrievalTask(path.name, read_beir(path, split), source=f"{path} ({split})")
-    _run([task], model, compute, dimensions, precision, as_json, chart)
+    _run([task], model, compute, dimensions, precision, as_json, chart, output)
 
 
 @eval_app.command("classification")
@@ -154,6 +163,7 @@ def classification(
     dimensions: list[str] | None = DimensionsOpt,
     precision: list[str] | None = PrecisionsOpt,
     chart: list[Path] | None = ChartOpt,
+    output: Path | None = OutputOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Classification: logistic regression accuracy and macro-F1."""
@@ -162,7 +172,7 @@ def classification(
     train = read_labelled(path, text_field, label_field)
     held_out = None if test is None else read_labelled(test, text_field, label_field, 1)
     task = ClassificationTask(path.stem, train, held_out, folds=folds, source=str(path))
-    _run([task], model, compute, dimensions, precision, as_json, chart)
+    _run([task], model, compute, dimensions, precision, as_json, chart, output)
 
 
 @eval_app.command("clustering")
@@ -175,13 +185,14 @@ def clustering(
     dimensions: list[str] | None = DimensionsOpt,
     precision: list[str] | None = PrecisionsOpt,
     chart: list[Path] | None = ChartOpt,
+    output: Path | None = OutputOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Clustering: k-means with k = the number of labels; V-measure and ARI."""
     from embedbox.evaluation import ClusteringTask, read_labelled
 
     task = ClusteringTask(path.stem, read_labelled(path, text_field, label_field), source=str(path))
-    _run([task], model, compute, dimensions, precision, as_json, chart)
+    _run([task], model, compute, dimensions, precision, as_json, chart, output)
 
 
 @eval_app.command("suite")
@@ -198,13 +209,14 @@ def suite_cmd(
     dimensions: list[str] | None = DimensionsOpt,
     precision: list[str] | None = PrecisionsOpt,
     chart: list[Path] | None = ChartOpt,
+    output: Path | None = OutputOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """The shipped tasks (offline): STS-B, STS-B retrieval, rotten tomatoes, mini newsgroups, Lee."""
     from embedbox.evaluation import suite
 
     names = _split(task, "") if task else None
-    _run(suite(names, limit), model, compute, dimensions, precision, as_json, chart)
+    _run(suite(names, limit), model, compute, dimensions, precision, as_json, chart, output)
 
 
 @eval_app.command("collection")
