@@ -315,6 +315,12 @@ def test_cli_errors_are_one_line_naming_file_and_line(
     one = tmp_path / "one.csv"
     one.write_text("text,label\ngood,pos\nfine,pos\n")
     assert "only one label ('pos')" in _cli_error(["eval", "classification", str(one)], capsys)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\n")
+    two = tmp_path / "two.csv"
+    two.write_text("text,label\ngood,pos\nbad,neg\n")
+    err = _cli_error(["eval", "classification", str(two), "--test", str(empty)], capsys)
+    assert "empty.csv: no labelled texts" in err
     assert "use a .png or .html" in _cli_error(["eval", "suite", "--chart", "x.pdf"], capsys)
     assert "unknown suite task 'nope'" in _cli_error(["eval", "suite", "--task", "nope"], capsys)
 

@@ -40,9 +40,7 @@ PrecisionsOpt = typer.Option(
     "--precision",
     help="float32 | float16 | int8 | uint8 | binary | ubinary; repeat or comma-separate.",
 )
-OutputOpt = typer.Option(
-    None, "--output", "-o", help="Also write the JSON rows to this file."
-)
+OutputOpt = typer.Option(None, "--output", "-o", help="Also write the JSON rows to this file.")
 ChartOpt = typer.Option(
     None, "--chart", help="Write quality against throughput to a .png or .html (repeatable)."
 )

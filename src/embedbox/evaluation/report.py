@@ -66,8 +66,9 @@ def _points(report: EvalReport, task: str) -> tuple[str, list[tuple[Setting, flo
     return metric, [(r.setting, r.texts_per_s, r.metrics[metric]) for r in rows]
 
 
-def write_png(report: EvalReport, path: str | Path, width: int = 1400, height: int = 900) -> Path:
-    """One panel per task: its main metric (y) against texts/s (x, log scale)."""
+def write_png(report: EvalReport, path: str | Path, width: int = 1400, height: int = 0) -> Path:
+    """One panel per task: its main metric (y) against texts/s (x, log scale). `height=0`
+    makes room for the legend (one entry per setting)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,6 +77,7 @@ def write_png(report: EvalReport, path: str | Path, width: int = 1400, height: i
     tasks = report.tasks()
     cols = min(3, len(tasks))
     rows = (len(tasks) + cols - 1) // cols
+    height = height or 380 * rows + 16 * ((len(report.settings()) + 3) // 4) + 80
     dpi = 100
     fig, axes = plt.subplots(
         rows, cols, figsize=(width / dpi, height / dpi), dpi=dpi, squeeze=False
@@ -96,9 +98,12 @@ def write_png(report: EvalReport, path: str | Path, width: int = 1400, height: i
     for ax in list(axes.flat)[len(tasks) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7)
+    ncol = min(4, len(labels))
+    legend_rows = (len(labels) + ncol - 1) // ncol
+    bottom = min(0.45, 0.02 + legend_rows * 16 / height)  # about 16 px per legend row
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7)
     fig.suptitle("quality against throughput", fontsize=11)
-    fig.tight_layout(rect=(0, 0.12, 1, 0.96))
+    fig.tight_layout(rect=(0, bottom, 1, 0.96))
     out = Path(path)
     fig.savefig(out, dpi=dpi, format="png")
     plt.close(fig)
