@@ -66,44 +66,68 @@ def _points(report: EvalReport, task: str) -> tuple[str, list[tuple[Setting, flo
     return metric, [(r.setting, r.texts_per_s, r.metrics[metric]) for r in rows]
 
 
+MARKERS = {"float32": "o", "float16": "P", "int8": "s", "uint8": "D", "binary": "^", "ubinary": "v"}
+
+
 def write_png(report: EvalReport, path: str | Path, width: int = 1400, height: int = 0) -> Path:
-    """One panel per task: its main metric (y) against texts/s (x, log scale). `height=0`
-    makes room for the legend (one entry per setting)."""
+    """One panel per task: its main metric (y) against texts/s (x, log scale). Colour: model and
+    compute; marker: precision; size: width (full largest)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     tasks = report.tasks()
     cols = min(3, len(tasks))
     rows = (len(tasks) + cols - 1) // cols
-    height = height or 380 * rows + 16 * ((len(report.settings()) + 3) // 4) + 80
+    height = height or 360 * rows + 150
     dpi = 100
     fig, axes = plt.subplots(
         rows, cols, figsize=(width / dpi, height / dpi), dpi=dpi, squeeze=False
     )
     settings = report.settings()
-    cmap = plt.get_cmap("tab10" if len(settings) <= 10 else "tab20")
+    groups = list(dict.fromkeys((s.model, s.compute) for s in settings))
+    widths = sorted({r.dim for r in report.results}, reverse=True)
+    cmap = plt.get_cmap("tab10")
     for ax, task in zip(axes.flat, tasks, strict=False):
         metric, points = _points(report, task)
+        dims = {r.setting: r.dim for r in report.results if r.task == task}
         for setting, speed, value in points:
-            i = settings.index(setting)
-            ax.scatter([speed], [value], color=cmap(i % cmap.N), s=40, label=setting.label())
+            size = 70 - 45 * widths.index(dims[setting]) / max(1, len(widths) - 1)
+            ax.scatter(
+                [speed],
+                [value],
+                color=cmap(groups.index((setting.model, setting.compute)) % 10),
+                marker=MARKERS.get(setting.precision, "o"),
+                s=size,
+                alpha=0.8,
+            )
         ax.set_xscale("log")
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("texts / s (log)", fontsize=8)
         ax.set_ylabel(metric, fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=7, which="both")
         ax.grid(True, alpha=0.3)
     for ax in list(axes.flat)[len(tasks) :]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    ncol = min(4, len(labels))
-    legend_rows = (len(labels) + ncol - 1) // ncol
-    bottom = min(0.45, 0.02 + legend_rows * 16 / height)  # about 16 px per legend row
-    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7)
+    handles = [
+        Line2D([], [], color=cmap(i % 10), marker="o", linestyle="", label=f"{m} {c}")
+        for i, (m, c) in enumerate(groups)
+    ]
+    handles += [
+        Line2D([], [], color="grey", marker=MARKERS.get(p, "o"), linestyle="", label=p)
+        for p in dict.fromkeys(s.precision for s in settings)
+    ]
+    handles += [
+        Line2D([], [], color="grey", marker="o", linestyle="", label=f"{w} dims",
+               markersize=(70 - 45 * i / max(1, len(widths) - 1)) ** 0.5)
+        for i, w in enumerate(widths)
+    ]  # fmt: skip
+    fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=8)
     fig.suptitle("quality against throughput", fontsize=11)
-    fig.tight_layout(rect=(0, bottom, 1, 0.96))
+    legend_rows = (len(handles) + 5) // 6
+    fig.tight_layout(rect=(0, min(0.4, (20 + 22 * legend_rows) / height), 1, 0.96))
     out = Path(path)
     fig.savefig(out, dpi=dpi, format="png")
     plt.close(fig)

@@ -88,6 +88,30 @@ class EvalReport:
     def to_dicts(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.results]
 
+    @classmethod
+    def from_dicts(cls, rows: Sequence[dict[str, Any]], machine: str = "") -> EvalReport:
+        """A report back from its `to_dicts()` rows (e.g. a saved `--output` file)."""
+        fixed = {"task", "kind", "model", "compute", "dtype", "dimensions", "precision"}
+        fixed |= {"texts", "texts_per_s", "vector_bytes", "load_s"}
+        report = cls(machine=machine)
+        for row in rows:
+            speed = float(row["texts_per_s"])
+            report.results.append(
+                TaskResult(
+                    row["task"],
+                    row["kind"],
+                    Setting(row["model"], row["compute"], row["dimensions"], row["precision"]),
+                    {k: float(v) for k, v in row.items() if k not in fixed},
+                    int(row["dimensions"]),
+                    int(row["vector_bytes"]),
+                    int(row["texts"]),
+                    row["texts"] / speed if speed > 0 else 0.0,
+                    row["load_s"],
+                    row["dtype"],
+                )
+            )
+        return report
+
     def settings(self) -> list[Setting]:
         return list(dict.fromkeys(r.setting for r in self.results))
 
