@@ -42,8 +42,13 @@ runner = CliRunner()
 
 @pytest.fixture()
 def cli_embedder(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> Embedder:
-    """The CLI reuses the session's fp32 MiniLM for --compute fp32."""
-    monkeypatch.setitem(common._embedders, ("all-MiniLM-L6-v2", "fp32", None), embedder)
+    """The CLI reuses the session's fp32 MiniLM (and refuses to load anything else)."""
+
+    def load(model: str, compute: str = "auto", *args: object, **kwargs: object) -> Embedder:
+        assert (model, compute) == ("all-MiniLM-L6-v2", "fp32"), (model, compute)
+        return embedder
+
+    monkeypatch.setattr(common, "get_embedder", load)
     return embedder
 
 
@@ -327,8 +332,9 @@ def test_cli_errors_are_one_line_naming_file_and_line(
 
 # ---- a collection -----------------------------------------------------------------------------
 def test_collection_modes_weights_and_filters(
-    embedder: Embedder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_embedder: Embedder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    embedder = cli_embedder
     from embedbox import Collection
 
     pairs = [p for p in sts_b("test")[:300] if p.score >= 4][:25]
@@ -358,7 +364,6 @@ def test_collection_modes_weights_and_filters(
     # Half the relevant documents are filtered out: recall can reach at most the other half.
     assert got['semantic where {"half": 0}']["recall@100"] <= 13 / 25 + 1e-9
 
-    common._embedders[("all-MiniLM-L6-v2", "fp32", None)] = embedder
     args = ["eval", "collection", "pairs", "--queries", str(queries), "--qrels", str(qrels)]
     args += ["--compute", "fp32"]
     args += ["--data-dir", str(data_dir), "--weights", "1,1", "--weights", "2,1", "--json"]

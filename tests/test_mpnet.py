@@ -17,12 +17,18 @@ from embedbox import Embedder
 from embedbox.datasets import lee_background, sts_b
 from tests.tolerance import assert_vectors_close, row_cosines
 
-pytestmark = pytest.mark.numerics
+pytestmark = [pytest.mark.numerics, pytest.mark.model]
 
 
+# Module-scoped, so both load (and the first assembles the parts) before any per-test data dir.
 @pytest.fixture(scope="module")
 def mpnet() -> Embedder:
     return Embedder("all-mpnet-base-v2", compute="fp32")
+
+
+@pytest.fixture(scope="module")
+def mpnet_auto(mpnet: Embedder) -> Embedder:
+    return Embedder("all-mpnet-base-v2", compute="auto")
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +74,13 @@ def test_matches_sentence_transformers_including_truncated_texts(
     np.testing.assert_allclose(np.linalg.norm(result.vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_auto_compute_within_its_dtype_tolerance(texts: list[str], reference: np.ndarray) -> None:
-    auto = Embedder("all-mpnet-base-v2", compute="auto")
+def test_auto_compute_within_its_dtype_tolerance(
+    mpnet_auto: Embedder, texts: list[str], reference: np.ndarray
+) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        got = auto.embed(texts)
-    assert_vectors_close(got, reference, auto.dtype)
+        got = mpnet_auto.embed(texts)
+    assert_vectors_close(got, reference, mpnet_auto.dtype)
 
 
 def test_chunked_long_text_matches_a_manual_reference(mpnet: Embedder, texts: list[str]) -> None:
