@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Converted models and auto's choices go to a fresh folder, never the user's cache; the suite
+# runs on torch unless a test asks for another backend (tests/test_backends.py does), so that
+# `backend="auto"` does not measure in every test that loads a model.
+os.environ["EMBEDBOX_CACHE_DIR"] = tempfile.mkdtemp(prefix="embedbox-cache-")
+os.environ.setdefault("EMBEDBOX_BACKEND", "torch")
 
 import pytest
 
@@ -25,3 +32,7 @@ def auto_embedder(embedder: Embedder) -> Embedder:
     if hardware.auto_dtype(hardware.default_device()) == embedder.dtype:
         return embedder
     return Embedder("all-MiniLM-L6-v2", compute="auto")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(os.environ["EMBEDBOX_CACHE_DIR"], ignore_errors=True)

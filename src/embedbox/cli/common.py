@@ -26,7 +26,15 @@ err_console = Console(stderr=True)
 
 ModelOpt = typer.Option("all-MiniLM-L6-v2", "--model", "-m", help="Catalog name, HF id or folder.")
 ComputeOpt = typer.Option(
-    "auto", "--compute", help="auto | fp32 | bf16 | fp16 (auto: bf16 on CPUs with native bf16)."
+    "auto",
+    "--compute",
+    help="auto | fp32 | bf16 | fp16 | int8 (auto: the fastest faithful one here; int8: openvino, "
+    "used when it passes its quality gate).",
+)
+BackendOpt = typer.Option(
+    "auto",
+    "--backend",
+    help="auto | torch | openvino (auto: measured once per machine and model, then cached).",
 )
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 DataDirOpt = typer.Option(
@@ -95,17 +103,19 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, in
         yield update
 
 
-_embedders: dict[tuple[str, str, int | None], Any] = {}
+_embedders: dict[tuple[str, str, int | None, str], Any] = {}
 
 
-def get_embedder(model: str, compute: str = "auto", threads: int | None = None) -> Any:
+def get_embedder(
+    model: str, compute: str = "auto", threads: int | None = None, backend: str = "auto"
+) -> Any:
     """Load (once per process) the embedder for `model`."""
-    key = (model, compute, threads)
+    key = (model, compute, threads, backend)
     if key not in _embedders:
         from embedbox.embed import Embedder
 
         with err_console.status(f"loading {model}…") if err_console.is_terminal else _null():
-            _embedders[key] = Embedder(model, compute=compute, threads=threads)
+            _embedders[key] = Embedder(model, compute=compute, threads=threads, backend=backend)
     return _embedders[key]
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from embedbox import catalog
 from embedbox.cli.common import (
+    BackendOpt,
     ComputeOpt,
     JsonOpt,
     ModelOpt,
@@ -46,6 +47,7 @@ def embed(
         "float32", "--precision", help="float32 | float16 | int8 | uint8 | binary | ubinary."
     ),
     compute: str = ComputeOpt,
+    backend: str = BackendOpt,
     prompt: str | None = typer.Option(None, "--prompt", help="Literal text put before each input."),
     prompt_name: str | None = typer.Option(
         None, "--prompt-name", help="A prompt the model defines, e.g. query."
@@ -67,7 +69,7 @@ def embed(
         raise InputError(f"--long-text must be truncate, chunk or error, not {long_text!r}")
     if output is not None:
         detect_format(output, WRITE_FORMATS)
-    emb = get_embedder(model, compute, threads)
+    emb = get_embedder(model, compute, threads, backend)
     with warnings.catch_warnings(record=True), progress_bar("embedding") as update:
         result = emb.encode(
             items,
@@ -122,12 +124,13 @@ def similarity(
     texts: list[str] = typer.Argument(..., help="Two or more texts."),
     model: str = ModelOpt,
     compute: str = ComputeOpt,
+    backend: str = BackendOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Pairwise similarity of texts as a table."""
     if len(texts) < 2:
         raise InputError("similarity needs at least two texts")
-    emb = get_embedder(model, compute)
+    emb = get_embedder(model, compute, None, backend)
     matrix = emb.similarity(texts)
     if as_json:
         print_json({"model": emb.name, "texts": texts, "matrix": matrix.round(6)})

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from embedbox.catalog import DEFAULT_IMAGE_MODEL
-from embedbox.cli.common import ComputeOpt, DataDirOpt, app, err_console
+from embedbox.cli.common import BackendOpt, ComputeOpt, DataDirOpt, app, err_console
 from embedbox.errors import InputError
 from embedbox.words import DEFAULT_WORD_MODEL
 
@@ -40,6 +40,7 @@ def serve(
         DEFAULT_IMAGE_MODEL, "--image-model", help="Image model for /images/... ('none': off)."
     ),
     compute: str = ComputeOpt,
+    backend: str = BackendOpt,
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
     api_key: list[str] = typer.Option(
         [], "--api-key", help="A read-write key (`KEY` or `KEY ro`); repeatable."
@@ -98,6 +99,7 @@ def serve(
         word_model=None if word_model.lower() == "none" else word_model,
         image_model=None if image_model.lower() == "none" else image_model,
         compute=compute,
+        backend=backend,
         threads=threads,
         api_keys=keys,
         insecure_no_auth=insecure_no_auth,

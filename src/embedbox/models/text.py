@@ -314,7 +314,9 @@ def pool(states: torch.Tensor, mask: torch.Tensor, how: Pooling, skip: int = 0) 
         mask[:, 1 : 1 + skip] = 0  # keep [CLS]; drop prompt tokens, as include_prompt=False does
     m = mask.unsqueeze(-1).to(states.dtype)
     if how == "mean":
-        return (states * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        # where, not a product: a backend may leave non-finite values at padded positions
+        kept = torch.where(m > 0, states, torch.zeros((), dtype=states.dtype))
+        return kept.sum(1) / m.sum(1).clamp(min=1e-9)
     if how == "cls":
         return states[:, 0]
     if how == "max":

@@ -102,6 +102,7 @@ class ModelPool:
             return Embedder(
                 self.sources[name],
                 compute=s.compute,
+                backend=s.backend,
                 threads=s.threads,
                 batch_tokens=s.model_batch_tokens,
             )

@@ -218,7 +218,7 @@ def fp32_ir(enc: TextEncoder, torch_model: Any = None) -> Path:
     label = f"converting {enc.info.path.name} to OpenVINO (once; cached in {folder.parent})"
     with status(label):
         try:
-            model = _convert(enc, torch_model)
+            model, reference = _convert(enc, torch_model)
         except BackendUnavailable:
             raise
         except Exception as exc:
@@ -227,22 +227,49 @@ def fp32_ir(enc: TextEncoder, torch_model: Any = None) -> Path:
                 f"OpenVINO cannot convert {enc.info.architecture} ({type(exc).__name__}: "
                 f"{first[:200]})"
             ) from exc
+        agreement = _verify(enc, model, reference)
 
         def write(tmp: Path) -> dict[str, Any]:
             openvino.save(model, tmp)
-            return {"key": _source_key(enc, "fp32")}
+            return {"key": _source_key(enc, "fp32"), "min_cos_vs_torch": agreement}
 
         cache.write_entry(folder, write, ("model.xml", "model.bin"))
     return folder / "model.xml"
 
 
-def _convert(enc: TextEncoder, torch_model: Any) -> Any:
+def _convert(enc: TextEncoder, torch_model: Any) -> tuple[Any, Any]:
+    """The OpenVINO model, and the float32 torch model to check it against (None for ONNX)."""
     if enc.info.format == "onnx":
-        return openvino.read_onnx(enc.info.path, enc.info.dim)
+        return openvino.read_onnx(enc.info.path, enc.info.dim), None
     if torch_model is None or next(torch_model.parameters()).dtype != torch.float32:
         torch_model = load_model(enc.info.path, torch.float32)
-    example = enc.inputs(enc.tokenize(["a cat sat on the mat", "embedbox"]))
-    return openvino.convert_torch(torch_model, example)
+    example = enc.inputs(enc.tokenize(_CHECK_TEXTS))
+    return openvino.convert_torch(torch_model, example), torch_model
+
+
+# Texts of different lengths, so that the check runs a padded batch.
+_CHECK_TEXTS = [
+    "a cat",
+    "Embedbox converts a model once, then checks it against torch on a padded batch of texts "
+    "of different lengths before trusting it.",
+    "Short and sweet.",
+]
+
+
+def _verify(enc: TextEncoder, model: Any, torch_model: Any) -> float | None:
+    """Refuse a conversion whose vectors differ from torch fp32 (min cosine below 0.99999)."""
+    if torch_model is None:
+        return None
+    converted = openvino.OpenVINOBackend(model, "fp32")
+    reference = TorchBackend(torch_model, torch.device("cpu"))
+    got, want = vectors(enc, converted, _CHECK_TEXTS), vectors(enc, reference, _CHECK_TEXTS)
+    cos = float((got * want).sum(1).min()) if np.isfinite(got).all() else float("nan")
+    if not cos >= 0.99999:
+        raise ConversionFailed(
+            f"OpenVINO's conversion of {enc.info.architecture} disagrees with torch "
+            f"(min cosine {cos:.5f} on a check batch)"
+        )
+    return cos
 
 
 def _open_int8(
