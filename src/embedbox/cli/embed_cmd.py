@@ -90,6 +90,8 @@ def embed(
         )
     summary: dict[str, Any] = {
         "model": emb.name,
+        "backend": emb.backend,
+        "compute": emb.compute,
         "count": len(items),
         "dim": int(result.vectors.shape[1]) if result.vectors.ndim == 2 else 0,
         "precision": precision,

@@ -85,6 +85,7 @@ def convert_torch(model: Any, example: dict[str, torch.Tensor]) -> Any:
             wrapped,
             example_input={n: example[n] for n in names},
             input=[(n, ov.PartialShape([-1, -1]), ov.Type.i64) for n in names],
+            share_weights=False,  # the torch model may be freed (or changed) afterwards
         )
     for port, name in zip(converted.inputs, names, strict=True):
         port.get_tensor().set_names({name})

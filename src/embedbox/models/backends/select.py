@@ -92,6 +92,8 @@ def open_backend(enc: TextEncoder, req: Request) -> tuple[Backend, Selection]:
     if asked == "auto" and (forced := forced_backend()) is not None:
         asked = forced
     names, why_not = _usable(enc, req, asked)
+    if req.backend == "auto" and asked not in names:
+        asked = "auto"  # $EMBEDBOX_BACKEND is a preference: choose as auto would where it cannot run
     computes = _computes(req, names)
     if req.compute == "int8":
         return _open_int8(enc, req, names, why_not)
@@ -120,7 +122,7 @@ def open_backend(enc: TextEncoder, req: Request) -> tuple[Backend, Selection]:
 def _usable(enc: TextEncoder, req: Request, asked: str) -> tuple[list[str], str]:
     """Backends that can run this model here, and why openvino cannot (when it cannot)."""
     if enc.info.format == "onnx":
-        if asked == "torch":
+        if req.backend == "torch":  # asked for by name ($EMBEDBOX_BACKEND cannot apply here)
             raise BackendUnavailable(
                 f"{enc.info.path.name} is an ONNX model; it runs on backend 'openvino' "
                 f"(or 'auto'), `pip install '{openvino.EXTRA}'`"
