@@ -27,8 +27,8 @@ TINY_TEXTS = ["a cat", "a kitten sat on the mat by the door", "hello", LONG]
 
 
 def real_texts() -> list[str]:
-    """Short STS-B sentences and Lee articles, 30 of them over 256 tokens."""
-    return [p.a for p in sts_b("test")[:200]] + lee_background()[:40]
+    """Short STS-B sentences and long Lee articles (most of them over 256 tokens)."""
+    return [p.a for p in sts_b("test")[:200]] + [t for t in lee_background() if len(t) > 1500][:30]
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +72,9 @@ def test_openvino_fp32_matches_sentence_transformers(
     ours = ov_fp32.embed(texts, truncate=False)
     assert row_cosines(ours, reference).min() >= 0.99999
     # Chunked long texts go through the same shared path: equal to torch fp32's.
-    chunked = ov_fp32.encode(texts[-40:], long_text="chunk")
+    chunked = ov_fp32.encode(texts[-30:], long_text="chunk")
     assert len(chunked.chunked) >= 20
-    want = embedder.embed(texts[-40:], long_text="chunk")
+    want = embedder.embed(texts[-30:], long_text="chunk")
     assert row_cosines(chunked.vectors, want).min() >= 0.99999
 
 
@@ -380,7 +380,8 @@ def test_paraphrase_minilm_l3_onnx_loads_offline_and_keeps_its_sts_b_score() -> 
     )
     sentences = [p.a for p in pairs[:40]]
     inputs = emb.encoder.inputs(emb.encoder.tokenize(sentences))
-    out = compiled({k: v.numpy() for k, v in inputs.items()})[compiled.output("461")]
+    names = {p.get_any_name() for p in compiled.inputs}
+    out = compiled({k: v.numpy() for k, v in inputs.items() if k in names})[compiled.output("461")]
     np.testing.assert_allclose(emb.embed(sentences), out, atol=1e-5)
 
 
