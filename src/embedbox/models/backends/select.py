@@ -93,7 +93,9 @@ def open_backend(enc: TextEncoder, req: Request) -> tuple[Backend, Selection]:
         asked = forced
     names, why_not = _usable(enc, req, asked)
     if req.backend == "auto" and asked not in names:
-        asked = "auto"  # $EMBEDBOX_BACKEND is a preference: choose as auto would where it cannot run
+        asked = (
+            "auto"  # $EMBEDBOX_BACKEND is a preference: choose as auto would where it cannot run
+        )
     computes = _computes(req, names)
     if req.compute == "int8":
         return _open_int8(enc, req, names, why_not)
