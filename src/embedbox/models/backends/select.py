@@ -195,7 +195,18 @@ def _build(
         if enc.adapters:
             model = with_adapters(model, enc.adapters)
         return TorchBackend(model, torch.device(req.device), compile=req.compile)
-    return openvino.OpenVINOBackend(fp32_ir(enc, torch_model), compute, req.threads)
+    return compile_ir(fp32_ir(enc, torch_model), compute, req.threads)
+
+
+def compile_ir(model: Any, compute: str, threads: int | None) -> openvino.OpenVINOBackend:
+    """Compile for the CPU; a model the plugin cannot compile here is a `ConversionFailed`."""
+    try:
+        return openvino.OpenVINOBackend(model, compute, threads)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConversionFailed(
+            f"OpenVINO cannot compile the {compute} model here ({first[:200]})"
+        ) from exc
 
 
 def _source_key(enc: TextEncoder, variant: str) -> dict[str, Any]:
@@ -321,18 +332,18 @@ def int8_backend(
         report = int8.GateReport.from_dict(entry["gate"])
         if not report.passed:
             return None, report
-        return openvino.OpenVINOBackend(folder / "model.xml", "int8", req.threads), report
+        return compile_ir(folder / "model.xml", "int8", req.threads), report
     ir = fp32_ir(enc)
     label = f"quantising {enc.info.path.name} to int8 and checking its quality (once)"
     with status(label):
-        fp32 = openvino.OpenVINOBackend(ir, "fp32", req.threads)
+        fp32 = compile_ir(ir, "fp32", req.threads)
         feeds = [
             {k: v.numpy() for k, v in enc.inputs(batch).items() if k in fp32.input_names}
             for batch in batches(enc, calib, 2048)
         ]
         model = openvino.read_ir(ir)
         quantised = int8.quantize(model, feeds, verbose=sys.stderr.isatty())
-        candidate = openvino.OpenVINOBackend(quantised, "int8", req.threads)
+        candidate = compile_ir(quantised, "int8", req.threads)
         report = int8.gate(vectors(enc, fp32, held), vectors(enc, candidate, held))
 
         def write(tmp: Path) -> dict[str, Any]:
