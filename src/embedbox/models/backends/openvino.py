@@ -133,9 +133,8 @@ class OpenVINOBackend:
         }
         source = str(model) if isinstance(model, Path) else model
         self._compiled = _core(ov).compile_model(source, "CPU", config)
-        if compute == "bf16" and "bf16" not in str(
-            self._compiled.get_property("INFERENCE_PRECISION_HINT")
-        ):
+        hint = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+        if compute == "bf16" and "bfloat16" not in hint and "bf16" not in hint:
             self.compute = "fp32"  # the plugin runs f32 where it has no bf16: say so
         self.input_names = [p.get_any_name() for p in self._compiled.inputs]
         self._request = self._compiled.create_infer_request()
