@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from embedbox.models.text import TextEncoder
 
 MIN_COS = 0.999
-SAMPLE = 48  # texts timed per candidate and round
+SAMPLE = 32  # texts timed per candidate and round
 ROUNDS = 2
-LATENCY_TEXTS = 8
+LATENCY_TEXTS = 6
 _FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx512_fp16", "amx_bf16", "amx_int8")
 
 

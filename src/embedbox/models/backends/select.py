@@ -106,7 +106,7 @@ def open_backend(enc: TextEncoder, req: Request) -> tuple[Backend, Selection]:
             stacklevel=4,
         )
     candidates = [(b, c) for b in names for c in computes if _supports(b, c)]
-    if asked != "auto" or len(candidates) == 1:
+    if asked != "auto" or len(candidates) == 1 or req.compile:  # compiling each would take minutes
         backend_name = asked if asked in names else names[0]
         compute = _hardware_rule([c for b, c in candidates if b == backend_name] or computes)
         how = "asked" if req.compute != "auto" else "hardware"
