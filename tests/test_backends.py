@@ -395,3 +395,39 @@ def test_paraphrase_minilm_l3_needs_a_backend_that_runs_onnx(
     monkeypatch.setattr(openvino, "available", lambda: False)
     with pytest.raises(ModelNotFound, match=r"embedbox\[openvino\]"):
         Embedder("paraphrase-MiniLM-L3-v2")
+
+
+def test_single_texts_go_to_the_latency_winner_only_when_clearly_faster() -> None:
+    import torch
+
+    record = {
+        "winner": "openvino/bf16",
+        "latency_winner": "openvino/fp32",
+        "latency_ms": {"openvino/bf16": 10.0, "openvino/fp32": 5.0},
+    }
+    assert autotune._single_text(record) == "openvino/fp32"
+    assert (
+        autotune._single_text(
+            {**record, "latency_ms": {"openvino/bf16": 5.5, "openvino/fp32": 5.0}}
+        )
+        is None
+    )
+    assert autotune._single_text({**record, "latency_winner": "openvino/bf16"}) is None
+
+    class Fake:
+        device = torch.device("cpu")
+
+        def __init__(self, name: str, value: float) -> None:
+            self.name, self.compute, self.value = name, "fp32", value
+
+        def token_states(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+            return torch.full((*inputs["input_ids"].shape, 2), self.value)
+
+        def set_adapter(self, name: str) -> None:
+            raise AssertionError
+
+    routed = autotune.BySize(Fake("batch", 1.0), Fake("single", 2.0))
+    one, two = torch.zeros((1, 3), dtype=torch.long), torch.zeros((2, 3), dtype=torch.long)
+    assert float(routed.token_states({"input_ids": one})[0, 0, 0]) == 2.0
+    assert float(routed.token_states({"input_ids": two})[0, 0, 0]) == 1.0
+    assert (routed.name, routed.compute) == ("batch", "fp32")

@@ -182,6 +182,7 @@ class Embedder:
             "fallback": sel.fallback if sel else "",
             "int8_gate": sel.gate.to_dict() if sel and sel.gate else None,
             "measured": dict(sel.measurements) if sel and sel.measurements else None,
+            "single_text": sel.single_text if sel and sel.single_text else None,
             "device": str(self.encoder.device),
             "batch_tokens": self.batch_tokens,
             "compiled": self.encoder.compiled,

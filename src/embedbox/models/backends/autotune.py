@@ -29,6 +29,7 @@ MIN_COS = 0.999
 SAMPLE = 32  # texts timed per candidate and round
 ROUNDS = 2
 LATENCY_TEXTS = 6
+SINGLE_TEXT_GAIN = 1.25  # a second backend for single texts only when this much faster
 _FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx512_fp16", "amx_bf16", "amx_int8")
 
 
@@ -59,20 +60,64 @@ def choose(
     path = cache.cache_dir() / "auto" / f"{cache.key(machine_key(enc, req, candidates))}.json"
     saved = cache.read_json(path)
     if saved is not None and _valid(saved, candidates):
-        name, compute = saved["winner"].split("/")
         try:
-            backend = select._build(enc, name, compute, req)
+            built = {label: _build(enc, label, req) for label in _wanted(saved)}
         except select.ConversionFailed:
             pass  # measured earlier, cannot be rebuilt now: measure again
         else:
-            return backend, select.Selection(
-                name, compute, "measured earlier", why_not, None, saved
-            )
-    backend, record = measure(enc, req, candidates)
+            return _compose(built, saved, "measured earlier", why_not)
+    built, record = measure(enc, req, candidates)
     cache.write_json(path, record)
-    name, compute = record["winner"].split("/")
     fallback = "; ".join(r for r in (why_not, *record["dropped"].values()) if r)
-    return backend, select.Selection(name, compute, "measured", fallback, None, record)
+    return _compose(built, record, "measured", fallback)
+
+
+def _build(enc: TextEncoder, label: str, req: select.Request) -> Backend:
+    name, compute = label.split("/")
+    return select._build(enc, name, compute, req)
+
+
+def _single_text(record: dict[str, Any]) -> str | None:
+    """The latency winner, when it beats the batch winner on one text by a clear margin."""
+    batch, single = record["winner"], record.get("latency_winner")
+    latency = record.get("latency_ms", {})
+    if single is None or single == batch or single not in latency or batch not in latency:
+        return None
+    return str(single) if latency[batch] > SINGLE_TEXT_GAIN * latency[single] else None
+
+
+def _wanted(record: dict[str, Any]) -> list[str]:
+    single = _single_text(record)
+    return [record["winner"], *([single] if single else [])]
+
+
+def _compose(
+    built: dict[str, Backend], record: dict[str, Any], how: str, fallback: str
+) -> tuple[Backend, select.Selection]:
+    winner = record["winner"]
+    name, compute = winner.split("/")
+    single = _single_text(record)
+    backend = built[winner] if single is None else BySize(built[winner], built[single])
+    return backend, select.Selection(
+        name, compute, how, fallback, None, record, single_text=single or ""
+    )
+
+
+class BySize:
+    """Routes one-text batches (the server's and search's usual call) to the backend that was
+    fastest on single texts, and every other batch to the throughput winner."""
+
+    def __init__(self, batch: Backend, single: Backend) -> None:
+        self.batch, self.single = batch, single
+        self.name, self.compute, self.device = batch.name, batch.compute, batch.device
+
+    def token_states(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        one = inputs["input_ids"].shape[0] == 1
+        return (self.single if one else self.batch).token_states(inputs)
+
+    def set_adapter(self, name: str) -> None:
+        self.batch.set_adapter(name)
+        self.single.set_adapter(name)
 
 
 def _valid(saved: dict[str, Any], candidates: list[tuple[str, str]]) -> bool:
@@ -82,8 +127,8 @@ def _valid(saved: dict[str, Any], candidates: list[tuple[str, str]]) -> bool:
 
 def measure(
     enc: TextEncoder, req: select.Request, candidates: list[tuple[str, str]]
-) -> tuple[Backend, dict[str, Any]]:
-    """Build and time every candidate; returns the winner and the record to cache."""
+) -> tuple[dict[str, Backend], dict[str, Any]]:
+    """Build and time every candidate; returns the winners and the record to cache."""
     from embedbox.datasets import calibration_texts
 
     texts = calibration_texts()[1::2][:SAMPLE]
@@ -137,4 +182,4 @@ def measure(
         "dropped": dropped,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    return built[winner], record
+    return {label: built[label] for label in _wanted(record)}, record

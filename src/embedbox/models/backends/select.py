@@ -61,6 +61,7 @@ class Selection:
     fallback: str = ""
     gate: int8.GateReport | None = None
     measurements: dict[str, Any] = field(default_factory=dict)
+    single_text: str = ""  # backend/compute that runs one-text batches, when auto split them
 
 
 class ConversionFailed(RuntimeError):
