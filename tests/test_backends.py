@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedbox import Embedder, InputError
+from embedbox import Embedder, InputError, hardware
 from embedbox.datasets import lee_background, sts_b
 from embedbox.models.backends import autotune, cache, int8, openvino, select
 from embedbox.models.backends.errors import BackendUnavailable
@@ -83,7 +83,10 @@ def test_openvino_bf16_matches_sentence_transformers(
     texts: list[str], reference: np.ndarray
 ) -> None:
     emb = Embedder("all-MiniLM-L6-v2", backend="openvino", compute="bf16")
-    assert (emb.backend, emb.compute) == ("openvino", "bf16")
+    if hardware.cpu_has_fast_bf16():
+        assert (emb.backend, emb.compute) == ("openvino", "bf16")
+    else:  # no native bf16 here: it says what runs instead
+        assert emb.compute == "fp32" or emb.describe()["fallback"]
     assert row_cosines(emb.embed(texts, truncate=False), reference).min() >= 0.999
 
 
@@ -94,7 +97,10 @@ def test_int8_keeps_its_bar_or_falls_back(embedder: Embedder) -> None:
         warnings.simplefilter("always")
         emb = Embedder("all-MiniLM-L6-v2", backend="openvino", compute="int8")
     gate = emb.describe()["int8_gate"]
-    assert gate is not None and gate["texts"] >= 150
+    if gate is None:  # this CPU's plugin cannot compile int8 (e.g. under an ISA cap): said so
+        assert "cannot compile" in emb.describe()["fallback"] and emb.compute != "int8"
+        return
+    assert gate["texts"] >= 150
     if emb.compute == "int8":
         assert gate["passed"] and gate["mean_cos"] >= int8.MIN_MEAN_COS
         # On texts the gate never saw (STS-B), against fp32.
