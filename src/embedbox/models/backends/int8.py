@@ -30,6 +30,7 @@ _KEEP_FLOAT = (
     r".*layers\.0\.mlp\.fc2.*",
     r".*layers\.0\.mlp\.Wo.*",
 )
+KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16")
 RECIPE = "transformer-sq0.95-keep-first-ffn-out"  # in the cache key: a new recipe re-quantises
 
 

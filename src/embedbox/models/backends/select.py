@@ -326,9 +326,14 @@ def int8_backend(
         "nncf": int8.nncf_version(),
         "calibration": cache.key({"texts": calib, "held": held}),
         "recipe": int8.RECIPE,
+        # int8 kernels (and whether they compile) differ between CPUs: the verdict is per machine
+        "cpu_flags": sorted(hardware.cpu_flags() & set(int8.KERNEL_FLAGS)),
+        "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper(),
     }
     folder = ir_folder(enc, "int8", extra)
     entry = cache.read_entry(folder)
+    if entry is not None and entry.get("error"):
+        raise ConversionFailed(str(entry["error"]))
     if entry is not None and "gate" in entry:
         report = int8.GateReport.from_dict(entry["gate"])
         if not report.passed:
@@ -344,7 +349,12 @@ def int8_backend(
         ]
         model = openvino.read_ir(ir)
         quantised = int8.quantize(model, feeds, verbose=sys.stderr.isatty())
-        candidate = compile_ir(quantised, "int8", req.threads)
+        try:
+            candidate = compile_ir(quantised, "int8", req.threads)
+        except ConversionFailed as exc:
+            record = {"key": {**_source_key(enc, "int8"), **extra}, "error": str(exc)}
+            cache.write_entry(folder, lambda tmp: record, ())
+            raise
         report = int8.gate(vectors(enc, fp32, held), vectors(enc, candidate, held))
 
         def write(tmp: Path) -> dict[str, Any]:
