@@ -13,8 +13,10 @@ load on a shared machine hits all alike), the ratio to the reference, min / mean
 reference vectors, recall@10 against the reference (top-10 neighbours of 500 queries among all
 texts), STS-B test Spearman, and single-text latency p50 (`embed_one`, 50 texts).
 
-`--isa avx2` reruns everything in a child process under `ONEDNN_MAX_CPU_ISA=AVX2` and first
-reports which runtimes honour the cap (the kernels oneDNN / OpenVINO's CPU plugin pick).
+`--isa avx2` reruns everything in a child process with AVX2 caps (`ONEDNN_MAX_CPU_ISA=AVX2`,
+`MKL_ENABLE_INSTRUCTIONS=AVX2`, `ATEN_CPU_CAPABILITY=avx2`) and first reports which runtimes
+honour them (the kernels oneDNN, ATen and OpenVINO's CPU plugin pick). OpenVINO's fp32 matmuls
+run on MLAS, which reads CPUID and has no cap: its "AVX2" figures are not AVX2 figures.
 """
 
 from __future__ import annotations
@@ -87,14 +89,20 @@ def sts_spearman(encode: Callable[[list[str]], np.ndarray]) -> float:
 def isa_report() -> dict[str, str]:
     """Which ISA the runtimes' kernels use here (under whatever ONEDNN_MAX_CPU_ISA is set)."""
     out: dict[str, str] = {}
+    # A large fp32 convolution runs through oneDNN in torch (its fp32 matmuls go to MKL).
     probe = (
-        "import torch; x = torch.randn(64, 384).bfloat16(); "
-        "torch.nn.functional.linear(x, torch.randn(384, 384).bfloat16())"
+        "import torch, torch.backends.cpu as c\n"
+        "with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):\n"
+        "    torch.nn.functional.conv2d(torch.randn(4, 64, 56, 56), torch.randn(64, 64, 3, 3))\n"
+        "print('aten:', c.get_cpu_capability())"
     )
-    env = {**os.environ, "ONEDNN_VERBOSE": "1"}
-    res = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     isa = [ln.split("isa:", 1)[1].strip() for ln in res.stdout.splitlines() if "isa:" in ln]
-    out["torch (oneDNN)"] = isa[0] if isa else "no oneDNN primitive ran"
+    aten = [ln.split(":", 1)[1].strip() for ln in res.stdout.splitlines() if ln.startswith("aten:")]
+    out["torch oneDNN kernels"] = isa[0] if isa else "no oneDNN primitive ran"
+    out["torch ATen kernels"] = aten[0] if aten else "?"
+    mkl = os.environ.get("MKL_ENABLE_INSTRUCTIONS", "(unset: MKL picks by CPUID)")
+    out["torch MKL matmuls"] = f"MKL_ENABLE_INSTRUCTIONS={mkl}"
     try:
         import openvino as ov
 
@@ -137,7 +145,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.isa and os.environ.get("ONEDNN_MAX_CPU_ISA") != "AVX2":
         argv = [a for a in sys.argv[1:] if a not in ("--isa", "avx2", "--isa=avx2")]
-        env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+        # oneDNN's cap alone leaves torch's MKL matmuls and ATen kernels on AVX-512: cap all three.
+        env = {
+            **os.environ,
+            "ONEDNN_MAX_CPU_ISA": "AVX2",
+            "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+            "ATEN_CPU_CAPABILITY": "avx2",
+        }
         sys.exit(subprocess.call([sys.executable, __file__, *argv], env=env))
 
     import torch
@@ -147,7 +161,8 @@ def main() -> None:
 
     warnings.filterwarnings("ignore")
     print(f"machine: {hardware.describe()}")
-    print(f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '(unset)')}")
+    for var in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY"):
+        print(f"{var}={os.environ.get(var, '(unset)')}")
     if args.device == "cpu":
         for runtime, isa in isa_report().items():
             print(f"  {runtime}: {isa}")
