@@ -97,33 +97,10 @@ def gate(reference: np.ndarray, candidate: np.ndarray) -> GateReport:
     )
 
 
-def needs_overflow_fix(flags: frozenset[str], isa_cap: str) -> bool:
-    """True where int8 matmuls run without VNNI (AVX2 `pmaddubsw` saturates 16-bit sums):
-    no VNNI / AMX flag, or an `ONEDNN_MAX_CPU_ISA` cap below AVX-512 VNNI."""
-    if isa_cap and isa_cap.startswith(("SSE", "AVX2", "AVX_")) and isa_cap != "AVX2_VNNI":
-        return True
-    if isa_cap in ("AVX512_CORE",):
-        return True
-    return not ({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
-
-
-def quantize(
-    model: Any,
-    feeds: list[dict[str, np.ndarray]],
-    verbose: bool = False,
-    overflow_fix: bool = False,
-) -> Any:
-    """An int8 copy of an `openvino.Model`, calibrated on `feeds` (padded input batches).
-
-    `overflow_fix` quantises weights to 7 bits in every layer (not only the first), so that
-    CPUs without VNNI do not saturate (see `needs_overflow_fix`).
-    """
+def quantize(model: Any, feeds: list[dict[str, np.ndarray]], verbose: bool = False) -> Any:
+    """An int8 copy of an `openvino.Model`, calibrated on `feeds` (padded input batches)."""
     try:
         import nncf
-        from nncf.quantization.advanced_parameters import (
-            AdvancedQuantizationParameters,
-            OverflowFix,
-        )
     except ImportError as exc:
         raise BackendUnavailable(
             "compute 'int8' needs nncf; run `pip install 'embedbox[openvino]'`"
@@ -136,9 +113,6 @@ def quantize(
         model_type=nncf.ModelType.TRANSFORMER,
         subset_size=len(feeds),  # items are whole padded batches
         ignored_scope=nncf.IgnoredScope(patterns=list(_KEEP_FLOAT), validate=False),
-        advanced_parameters=AdvancedQuantizationParameters(
-            overflow_fix=OverflowFix.ENABLE if overflow_fix else OverflowFix.FIRST_LAYER
-        ),
     )
 
 

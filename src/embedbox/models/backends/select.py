@@ -323,7 +323,6 @@ def int8_backend(
     if calibration is not None:  # a caller's calibration is gated on the shipped held-out half
         held = int8.split(calibration_texts())[1]
     isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
-    overflow_fix = int8.needs_overflow_fix(hardware.cpu_flags(), isa_cap)
     extra: dict[str, Any] = {
         "nncf": int8.nncf_version(),
         "calibration": cache.key({"texts": calib, "held": held}),
@@ -331,7 +330,6 @@ def int8_backend(
         # int8 kernels (and whether they compile) differ between CPUs: the verdict is per machine
         "cpu_flags": sorted(hardware.cpu_flags() & set(int8.KERNEL_FLAGS)),
         "isa_cap": isa_cap,
-        "overflow_fix": overflow_fix,
     }
     folder = ir_folder(enc, "int8", extra)
     entry = cache.read_entry(folder)
@@ -351,9 +349,7 @@ def int8_backend(
             for batch in batches(enc, calib, 2048)
         ]
         model = openvino.read_ir(ir)
-        quantised = int8.quantize(
-            model, feeds, verbose=sys.stderr.isatty(), overflow_fix=overflow_fix
-        )
+        quantised = int8.quantize(model, feeds, verbose=sys.stderr.isatty())
         try:
             candidate = compile_ir(quantised, "int8", req.threads)
         except ConversionFailed as exc:
