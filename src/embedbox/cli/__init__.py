@@ -27,6 +27,7 @@ from embedbox.cli import words_cmd  # noqa: F401  isort: skip
 from embedbox.cli import images_cmd  # noqa: F401  isort: skip
 from embedbox.cli import dataset_cmd  # noqa: F401  isort: skip
 from embedbox.cli import eval_cmd  # noqa: F401  isort: skip
+from embedbox.cli import distill_cmd  # noqa: F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:

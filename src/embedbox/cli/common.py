@@ -55,7 +55,15 @@ err_console = Console(stderr=True)
 
 ModelOpt = typer.Option(DEFAULT_TEXT_MODEL, "--model", "-m", help="Catalog name, HF id or folder.")
 ComputeOpt = typer.Option(
-    "auto", "--compute", help="auto | fp32 | bf16 | fp16 (auto: bf16 on CPUs with native bf16)."
+    "auto",
+    "--compute",
+    help="auto | fp32 | bf16 | fp16 | int8 (auto: the fastest faithful one here; int8: openvino, "
+    "used when it passes its quality gate).",
+)
+BackendOpt = typer.Option(
+    "auto",
+    "--backend",
+    help="auto | torch | openvino (auto: measured once per machine and model, then cached).",
 )
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 DataDirOpt = typer.Option(
@@ -190,16 +198,22 @@ _embedders: dict[tuple[Any, ...], Embedder] = {}
 
 
 def get_embedder(
-    model: str, compute: str = "auto", threads: int | None = None, **options: Any
+    model: str,
+    compute: str = "auto",
+    threads: int | None = None,
+    backend: str = "auto",
+    **options: Any,
 ) -> Embedder:
     """Load (once per process) the embedder for `model`; `options` are further
     `EmbedderOptions` fields (device, max_batch_size, ...)."""
-    key = (model, compute, threads, tuple(sorted(options.items())))
+    key = (model, compute, threads, backend, tuple(sorted(options.items())))
     if key not in _embedders:
         from embedbox.embed import Embedder
 
         with err_console.status(f"loading {model}…") if err_console.is_terminal else _null():
-            _embedders[key] = Embedder(model, compute=compute, threads=threads, **options)
+            _embedders[key] = Embedder(
+                model, compute=compute, threads=threads, backend=backend, **options
+            )
     return _embedders[key]
 
 

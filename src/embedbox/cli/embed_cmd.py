@@ -16,6 +16,7 @@ from rich.text import Text
 
 from embedbox import catalog
 from embedbox.cli.common import (
+    BackendOpt,
     ComputeOpt,
     JsonOpt,
     ModelOpt,
@@ -58,6 +59,7 @@ def embed(
         "float32", "--precision", help="float32 | float16 | int8 | uint8 | binary | ubinary."
     ),
     compute: str = ComputeOpt,
+    backend: str = BackendOpt,
     prompt: str | None = typer.Option(None, "--prompt", help="Literal text put before each input."),
     prompt_name: str | None = typer.Option(
         None, "--prompt-name", help="A prompt the model defines, e.g. query."
@@ -96,7 +98,7 @@ def embed(
     options: dict[str, Any] = {"device": device} if device else {}
     if batch_size is not None:
         options["max_batch_size"] = batch_size
-    emb = get_embedder(model, compute, threads, **options)
+    emb = get_embedder(model, compute, threads, backend, **options)
     with (
         warnings.catch_warnings(record=True),
         progress_bar("embedding") as update,
@@ -126,6 +128,8 @@ def embed(
         )
     summary: dict[str, Any] = {
         "model": emb.name,
+        "backend": emb.backend,
+        "compute": emb.compute,
         "count": len(items),
         "dim": int(result.vectors.shape[1]) if result.vectors.ndim == 2 else 0,
         "precision": precision,
@@ -162,12 +166,13 @@ def similarity(
     texts: list[str] = typer.Argument(..., help="Two or more texts."),
     model: str = ModelOpt,
     compute: str = ComputeOpt,
+    backend: str = BackendOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Pairwise similarity of texts as a table."""
     if len(texts) < 2:
         raise InputError("similarity needs at least two texts")
-    emb = get_embedder(model, compute)
+    emb = get_embedder(model, compute, None, backend)
     matrix = emb.similarity(texts)
     if as_json:
         print_json({"model": emb.name, "texts": texts, "matrix": matrix.round(6)})

