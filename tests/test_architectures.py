@@ -29,6 +29,8 @@ CATALOG_FAMILIES = {
     "nomic-embed-text-v1.5": "nomic_bert",
     "jina-embeddings-v3": "jina",
     "modernbert-embed-base": "modernbert",
+    # A BERT exported to ONNX: its own loading path is tested in test_backends.py.
+    "paraphrase-MiniLM-L3-v2": "bert",
 }
 FAMILIES = sorted(set(CATALOG_FAMILIES.values()))
 

@@ -110,21 +110,26 @@ class StaticEncoder(TextEncoder):
         self._types = False
         self.selection = None
         self.backend: Backend = StaticBackend(table)
-        self._left_out = torch.tensor(
-            sorted({*self.special_prefix, *self.special_suffix, int(vocab[unk])}), dtype=torch.long
+        self._table = np.ascontiguousarray(table, np.float32)
+        self._left_out = np.array(
+            sorted({*self.special_prefix, *self.special_suffix, int(vocab[unk])}), np.int64
         )
 
     def embed_batch(
         self, batch: Sequence[list[int]], prompt_tokens: int = 0, backend: Backend | None = None
     ) -> np.ndarray:
         """Mean rows of each text's content tokens (zeros for a text with none)."""
-        inputs = self.inputs(batch)
-        ids, mask = inputs["input_ids"], inputs["attention_mask"].clone()
-        mask[torch.isin(ids, self._left_out)] = 0
-        if prompt_tokens:
-            mask[:, 1 : 1 + prompt_tokens] = 0
-        rows = self.backend.token_states(inputs) * mask.unsqueeze(-1)
-        return (rows.sum(1) / mask.sum(1, keepdim=True).clamp(min=1)).numpy()
+        rows = [np.asarray(ids[1 + prompt_tokens :] if prompt_tokens else ids) for ids in batch]
+        kept = [r[~np.isin(r, self._left_out)] for r in rows]
+        out = np.zeros((len(kept), self.info.dim), np.float32)
+        counts = np.array([len(k) for k in kept])
+        if counts.any():
+            flat = np.concatenate([k for k in kept if len(k)])
+            sums = np.add.reduceat(
+                self._table[flat], np.cumsum(counts[counts > 0]) - counts[counts > 0]
+            )
+            out[counts > 0] = sums / counts[counts > 0, None]
+        return out
 
 
 def _unk_token(tokenizer: Any) -> str:
