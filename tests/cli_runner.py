@@ -23,10 +23,16 @@ class Result:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
 
-def run_cli(*args: str, stdin: str = "") -> Result:
+def run_cli(*args: str, stdin: str = "", columns: int | None = None) -> Result:
+    """`columns`: the terminal width tables are drawn for (a pipe gets 80)."""
+    from embedbox.cli import common
+
     out, err = io.StringIO(), io.StringIO()
     saved = sys.stdin
+    widths = (common.console._width, common.err_console._width)
     sys.stdin = io.StringIO(stdin)
+    if columns is not None:
+        common.console.width = common.err_console.width = columns
     code = 0
     try:
         with redirect_stdout(out), redirect_stderr(err):
@@ -35,4 +41,5 @@ def run_cli(*args: str, stdin: str = "") -> Result:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.stdin = saved
+        common.console._width, common.err_console._width = widths
     return Result(code, out.getvalue(), err.getvalue())

@@ -9,6 +9,7 @@ browser and no Ray; `make test` runs everything. A test that asks for the `embed
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -16,8 +17,12 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Fixtures wider than one test (modules, the session) see this one; each test gets its own below.
 os.environ["EMBEDBOX_DATA_DIR"] = tempfile.mkdtemp(prefix="embedbox-tests-")
-os.environ["EMBEDBOX_CACHE_DIR"] = os.path.join(os.environ["EMBEDBOX_DATA_DIR"], "cache")
 os.environ.pop("XDG_DATA_HOME", None)
+# Converted models and auto's choices go to a fresh folder shared by the session, never the
+# user's cache; the suite runs on torch unless a test asks for another backend
+# (tests/test_backends.py does), so that `backend="auto"` does not measure in every test.
+os.environ["EMBEDBOX_CACHE_DIR"] = tempfile.mkdtemp(prefix="embedbox-cache-")
+os.environ.setdefault("EMBEDBOX_BACKEND", "torch")
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +45,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     """A fresh data directory: code that forgets `data_dir=` lands here, not in ~/.local."""
     path = tmp_path_factory.mktemp("embedbox-data")
     monkeypatch.setenv("EMBEDBOX_DATA_DIR", str(path))
-    monkeypatch.setenv("EMBEDBOX_CACHE_DIR", str(path / "cache"))
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     return path
 
@@ -57,3 +61,7 @@ def auto_embedder(embedder: Embedder) -> Embedder:
     if hardware.auto_dtype(hardware.default_device()) == embedder.dtype:
         return embedder
     return Embedder("all-MiniLM-L6-v2", compute="auto")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(os.environ["EMBEDBOX_CACHE_DIR"], ignore_errors=True)

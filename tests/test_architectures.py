@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from embedbox import Embedder, InputError, ModelNotFound
+from embedbox.catalog import CATALOG
 from tests.tiny_models import JINA_TASKS, build
 
 pytestmark = pytest.mark.numerics  # also run with bf16 forced (make test)
@@ -20,10 +21,44 @@ pytestmark = pytest.mark.numerics  # also run with bf16 forced (make test)
 LONG = "the quick brown fox jumps over the lazy dog " * 80  # ~720 tokens
 
 
+# The transformers architecture of each text model in the catalog: every one is loaded below.
+CATALOG_FAMILIES = {
+    "all-MiniLM-L6-v2": "bert",
+    "all-mpnet-base-v2": "mpnet",
+    "bge-small-en-v1.5": "bert",
+    "nomic-embed-text-v1.5": "nomic_bert",
+    "jina-embeddings-v3": "jina",
+    "modernbert-embed-base": "modernbert",
+    # A BERT exported to ONNX: its own loading path is tested in test_backends.py.
+    "paraphrase-MiniLM-L3-v2": "bert",
+}
+FAMILIES = sorted(set(CATALOG_FAMILIES.values()))
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("tiny")
-    return {kind: build(kind, base / kind) for kind in ("nomic_bert", "modernbert", "jina")}
+    return {kind: build(kind, base / kind) for kind in FAMILIES}
+
+
+def test_catalog_families_are_all_covered() -> None:
+    text_models = {spec.name for spec in CATALOG if spec.kind == "text"}
+    assert text_models == set(CATALOG_FAMILIES), "add the new model's family to CATALOG_FAMILIES"
+
+
+@pytest.mark.parametrize("kind", FAMILIES)
+def test_every_catalog_family_loads(folders: dict[str, Path], kind: str) -> None:
+    """Each family loads through the real loader with the attention its transformers class
+    implements (SDPA, or eager for MPNet) and matches a plain forward pass."""
+    emb = Embedder(str(folders[kind]), compute="fp32")
+    assert emb.info.architecture == ("jina_embeddings_v3" if kind == "jina" else kind)
+    attention = emb.encoder.model.config._attn_implementation
+    assert attention == ("eager" if kind == "mpnet" else "sdpa")
+    text = "every family goes through the same loader"
+    task = "text-matching" if kind == "jina" else None
+    got = emb.embed([text, LONG[:300]], task=task)
+    want = [manual_mean(folders[kind], t, task) for t in (text, LONG[:300])]
+    np.testing.assert_allclose(got, np.stack(want), atol=2e-5)
 
 
 def manual_mean(path: Path, text: str, adapter: str | None = None) -> np.ndarray:

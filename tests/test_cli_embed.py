@@ -15,7 +15,7 @@ from embedbox import Embedder
 from tests.cli_runner import run_cli
 from tests.tolerance import assert_vectors_close
 
-pytestmark = pytest.mark.numerics  # also run with bf16 forced (make test)
+pytestmark = [pytest.mark.model, pytest.mark.numerics]  # also run with bf16 forced (make test)
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -81,7 +81,7 @@ def test_models_lists_availability() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("embed", ""), "item 0 is empty"),
+        (("embed", ""), "argument 1 is empty"),
         (("embed", "x", "--model", "nomic-embed-text-v1.5"), "not on this machine"),
         (("embed", "--input", "/nonexistent.txt"), "no such file"),
         (("embed", "x", "--precision", "int4"), "unknown precision"),
@@ -111,3 +111,46 @@ def test_version() -> None:
 
     out = run_cli("--version")
     assert out.code == 0 and out.stdout.strip() == f"embedbox {embedbox.__version__}"
+
+
+def test_serve_on_a_busy_port_fails_before_loading_models(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = run_cli("serve", "--port", str(port), "--model", str(tmp_path / "never-loaded"))
+    assert out.code == 2 and len(out.error_lines) == 1, out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr
+    assert "serving" not in out.stderr
+
+
+def test_embed_options_batch_size_no_normalize_device_and_csv(tmp_path: Path) -> None:
+    from tests.tiny_models import build
+
+    tiny = str(build("bert", tmp_path / "tiny"))
+    texts = ["a cat", "a dog", "stocks fell"]
+    common = ["embed", *texts, "--model", tiny, "--compute", "fp32", "--json"]
+    plain = np.array(json.loads(run_cli(*common).stdout)["embeddings"])
+    batched = run_cli(*common, "--batch-size", "1", "--device", "cpu")
+    assert batched.code == 0, batched.stderr
+    np.testing.assert_allclose(np.array(json.loads(batched.stdout)["embeddings"]), plain, atol=1e-5)
+    raw = np.array(json.loads(run_cli(*common, "--no-normalize").stdout)["embeddings"])
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), plain, atol=1e-5)
+    for suffix, sep in ((".csv", ","), (".tsv", "\t")):
+        out = tmp_path / f"v{suffix}"
+        assert (
+            run_cli("embed", *texts, "--model", tiny, "--compute", "fp32", "-o", str(out)).code == 0
+        )
+        lines = out.read_text().splitlines()
+        header = lines[0].split(sep)
+        assert header[:2] == ["id", "text"] and header[2:] == [f"e{j}" for j in range(32)]
+        row = lines[3].split(sep)
+        assert row[:2] == ["2", "stocks fell"]
+        np.testing.assert_allclose([float(x) for x in row[2:]], plain[2], atol=1e-6)
+    bad = run_cli(*common, "--batch-size", "0")
+    assert bad.code == 2 and "--batch-size must be at least 1" in bad.stderr
+    int8 = run_cli(*common, "--no-normalize", "--precision", "int8")
+    assert int8.code == 2 and "keep normalize on" in int8.stderr

@@ -18,6 +18,8 @@ from embedbox.datasets import package_dir
 from embedbox.store.collection import Collection
 from embedbox.store.ingest import IngestOptions, ingest
 
+pytestmark = pytest.mark.model
+
 N = 8000
 BATCH = 100
 

@@ -72,6 +72,7 @@ def test_padding_invariance(embedder: Embedder) -> None:
     assert np.abs(batch[-1] - alone[0]).max() <= 1e-5
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("fixture", ["embedder", "auto_embedder"])
 def test_sts_b_spearman(fixture: str, request: pytest.FixtureRequest) -> None:
     emb: Embedder = request.getfixturevalue(fixture)

@@ -57,3 +57,12 @@ def test_compute_env_overrides_auto_on_cpu(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv(hardware.COMPUTE_ENV, "int4")
     with pytest.raises(InputError, match="EMBEDBOX_CPU_COMPUTE"):
         hardware.auto_dtype("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_it_is_an_input_error() -> None:
+    with pytest.raises(InputError, match=r"CUDA is not available here.*device='cpu'"):
+        hardware.check_device("cuda")
+    with pytest.raises(InputError, match="unknown device 'gpu0'"):
+        hardware.check_device("gpu0")
+    assert hardware.check_device(None) == "cpu" and hardware.check_device("cpu") == "cpu"

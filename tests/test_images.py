@@ -33,6 +33,8 @@ from embedbox.models.image import (
 )
 from embedbox.store.images import add_images, open_image_collection, similar_images
 
+pytestmark = pytest.mark.model
+
 PHOTOS = ["coffee", "chelsea", "astronaut", "rocket", "hubble_deep_field", "logo",
           "retina", "camera", "coins", "immunohistochemistry"]  # fmt: skip
 runner = CliRunner()

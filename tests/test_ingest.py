@@ -64,7 +64,7 @@ def test_folder_ingest_is_resumable(
     assert seen[-1] == (5, 5)
     assert sorted(i.id for i in col) == ["a.md", "j0", "j1", "j2", "sub/b.txt"]
     (md,) = col.get(["a.md"])
-    assert md.metadata == {"author": "ABC News", "date": "2001", "title": "Fires", "source": "a.md"}
+    assert md.metadata == {"author": "ABC News", "date": 2001, "title": "Fires", "source": "a.md"}
     assert md.text.startswith("# Fires") and "author:" not in md.text
     assert col.get(["j1"])[0].metadata == {"source": "sub/c.jsonl", "year": 2001, "lang": "en"}
     assert col.get(["sub/b.txt"])[0].text == news[1]
@@ -113,7 +113,7 @@ def test_ingest_errors_name_the_item_and_the_fix(tmp_path: Path, embedder: Embed
     col = Collection.open(tmp_path / "col", create=True, embedder=embedder)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"body": "no text"}\n')
-    with pytest.raises(InputError, match=r"bad.jsonl record 2 has no field 'text' .*--text-field"):
+    with pytest.raises(InputError, match=r"bad.jsonl:2: no field 'text' .*--text-field"):
         ingest(col, [bad])
     with pytest.raises(NotFound, match="no such file or folder"):
         ingest(col, [tmp_path / "missing"])
@@ -130,6 +130,7 @@ def test_ingest_errors_name_the_item_and_the_fix(tmp_path: Path, embedder: Embed
     )
 
 
+@pytest.mark.model
 def test_cli_end_to_end(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -169,6 +170,7 @@ def test_cli_end_to_end(
     assert run("collection", "drop", "news", "--yes", "--json") == {"dropped": "news", "count": 4}
 
 
+@pytest.mark.model
 def test_cli_add_images(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -48,6 +48,7 @@ def server(embedder: Embedder) -> Iterator[str]:
         yield url
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("index", list(EXPECTED))
 def test_readme_snippet_runs(
     index: int,

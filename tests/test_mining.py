@@ -72,6 +72,7 @@ def test_top_k_limits_partners() -> None:
     assert len(everything) == 15 and 3 <= len(limited) < 15
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded() -> None:
     """20k x 384: an n x n float32 matrix would be 1.6 GB; chunked search stays far below."""
     x, truth = planted(20_000, 30, seed=5)

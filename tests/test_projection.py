@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,11 @@ def test_projections(reviews: tuple[list[str], list[str], np.ndarray]) -> None:
 @pytest.mark.slow
 def test_umap_projection(reviews: tuple[list[str], list[str], np.ndarray]) -> None:
     _, _, x = reviews
-    coords = project(x, "umap")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        coords = project(x, "umap")
     assert coords.shape == (len(x), 2) and np.isfinite(coords).all()
+    assert not [w for w in caught if "n_jobs" in str(w.message)]  # no noise on every `map`
 
 
 def test_png_is_real_image(

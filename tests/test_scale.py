@@ -51,6 +51,7 @@ def test_local_pool_matches_embed(
     assert table.column("text").to_pylist() == [by_id[i]["text"] for i in ids]
 
 
+@pytest.mark.model
 def test_bad_rows_go_to_errors_file(pool_job: tuple[Path, list[dict[str, object]]]) -> None:
     base, _ = pool_job
     errors = read_errors(str(base / "out"))
@@ -64,6 +65,7 @@ def test_bad_rows_go_to_errors_file(pool_job: tuple[Path, list[dict[str, object]
     assert manifest["summary"]["bad_rows"] == 4
 
 
+@pytest.mark.model
 def test_rerun_skips_finished_shards(
     pool_job: tuple[Path, list[dict[str, object]]], embedder: Embedder
 ) -> None:
@@ -83,6 +85,7 @@ def test_rerun_skips_finished_shards(
     assert [p.stat().st_mtime_ns for p in parts] == before
 
 
+@pytest.mark.model
 def test_rerun_with_other_settings_is_a_conflict(
     pool_job: tuple[Path, list[dict[str, object]]],
 ) -> None:
@@ -160,7 +163,7 @@ def test_missing_text_column_is_a_clear_error(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "in.jsonl", 3, bad=False)
     spec = JobSpec((str(tmp_path / "in.jsonl"),), str(tmp_path / "out"), text_column="body")
     with pytest.raises(
-        InputError, match=r"no column 'body' \(columns: doc, text, score\).*--text-column"
+        InputError, match=r"no column 'body' \(columns: doc, text, score\).*--text-field"
     ):
         run_job(spec)
 
@@ -206,7 +209,7 @@ def test_cli_reports_bad_input_in_one_line(
               "--text-column", "body"])  # fmt: skip
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "no column 'body'" in err and "--text-column" in err
+    assert len(err.splitlines()) == 1 and "no column 'body'" in err and "--text-field" in err
     with pytest.raises(SystemExit):
         main(["embed-dataset", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out2"),
               "--engine", "spark"])  # fmt: skip

@@ -18,10 +18,14 @@ from embedbox import Embedder
 from embedbox.scale import JobSpec, read_errors, run_job
 from tests.scale_data import assert_vectors_match, read_output, write_jsonl
 
+pytestmark = pytest.mark.ray
+
 pytest.importorskip("ray")
 
 
-def test_ray_engine_matches_embed(tmp_path: Path, embedder: Embedder) -> None:
+def test_ray_engine_matches_embed(
+    tmp_path: Path, embedder: Embedder, capfd: pytest.CaptureFixture[str]
+) -> None:
     import ray
 
     rows = write_jsonl(tmp_path / "in.jsonl", 40)
@@ -45,6 +49,7 @@ def test_ray_engine_matches_embed(tmp_path: Path, embedder: Embedder) -> None:
         "bad-type",
         "bad-missing",
     ]
+    assert "deprecated" not in capfd.readouterr().err  # e.g. map_batches(concurrency=)
 
 
 @pytest.fixture

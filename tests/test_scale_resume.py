@@ -10,9 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from embedbox import Embedder
 from embedbox.scale import JobSpec, run_job
 from tests.scale_data import assert_vectors_match, read_output, write_jsonl
+
+pytestmark = pytest.mark.model
 
 
 def test_killed_job_resumes_without_duplicates_or_gaps(tmp_path: Path, embedder: Embedder) -> None:

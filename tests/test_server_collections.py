@@ -151,7 +151,8 @@ def test_recommend(server: str, news: str) -> None:
         ),
         ("POST", "/collections/news/search", {"query": "x", "where": {"$bogus": 1}}, 400, "where"),
         ("POST", "/collections/news/search", {"query": "x", "k": 100000}, 400, "k"),
-        ("POST", "/collections/news/search", {"query": " "}, 400, "query[0]"),
+        ("POST", "/collections/news/search", {"query": " "}, 400, "query"),
+        ("POST", "/collections/news/search", {"queries": ["ok", " "]}, 400, "queries[1]"),
         ("POST", "/collections/news/items", {"texts": ["a"], "ids": ["x", "y"]}, 400, None),
     ],
 )

@@ -20,6 +20,8 @@ from embedbox.server.runner import ServerThread
 from embedbox.store.images import add_images, open_image_collection
 from embedbox.words import load_words
 
+pytestmark = pytest.mark.model
+
 PHOTOS = ["coffee", "chelsea", "astronaut", "rocket", "camera", "coins"]
 
 

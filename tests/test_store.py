@@ -17,6 +17,8 @@ from embedbox.store.collection import Collection, drop_collection, list_collecti
 from embedbox.store.filters import compile_where
 from embedbox.store.search import rrf
 
+pytestmark = pytest.mark.model
+
 N = 20_000
 
 

@@ -82,6 +82,7 @@ def test_errors_name_the_problem(embedder: Embedder) -> None:
         embed_tokens("river bank", embedder).vector("loan")
 
 
+@pytest.mark.model
 def test_cli_tokens_json() -> None:
     result = CliRunner().invoke(app, ["tokens", "river bank", "--json", "--words"])
     assert result.exit_code == 0, result.output

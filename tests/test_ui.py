@@ -25,6 +25,8 @@ from embedbox.server.runner import ServerThread
 from embedbox.server.ui import describe_fields
 from embedbox.store.collection import Collection
 
+pytestmark = pytest.mark.browser
+
 MODEL = "all-MiniLM-L6-v2"
 KEY = "ui-test-key-rw-1"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -16,6 +16,8 @@ from embedbox.errors import InputError
 from embedbox.models.words import load, save, train
 from embedbox.words import OutOfVocabulary, WordVectors, load_words
 
+pytestmark = pytest.mark.model
+
 runner = CliRunner()
 
 

@@ -64,8 +64,8 @@ def _st_metadata(dest: Path, pooling: str, max_seq_length: int, prompts: dict[st
 
 
 def build(kind: str, dest: Path) -> Path:
-    """Save a tiny `kind` model (bert | nomic_bert | jina | modernbert) with tokenizer and
-    metadata."""
+    """Save a tiny `kind` model (bert | mpnet | nomic_bert | jina | modernbert) with tokenizer
+    and metadata."""
     from transformers import (
         BertConfig,
         BertModel,
@@ -73,6 +73,8 @@ def build(kind: str, dest: Path) -> Path:
         JinaEmbeddingsV3Model,
         ModernBertConfig,
         ModernBertModel,
+        MPNetConfig,
+        MPNetModel,
         NomicBertConfig,
         NomicBertModel,
     )
@@ -90,6 +92,10 @@ def build(kind: str, dest: Path) -> Path:
     )
     if kind == "bert":
         model = BertModel(BertConfig(**common))
+        prompts = {}
+        pooling = "mean_tokens"
+    elif kind == "mpnet":  # no SDPA in transformers: the loader must fall back to eager
+        model = MPNetModel(MPNetConfig(**common))
         prompts = {}
         pooling = "mean_tokens"
     elif kind == "nomic_bert":

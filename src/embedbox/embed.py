@@ -6,6 +6,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -15,10 +16,12 @@ from embedbox import hardware, models
 from embedbox.catalog import DEFAULT_TEXT_MODEL, ModelSpec
 from embedbox.errors import InputError, TruncationError, TruncationWarning
 from embedbox.inputs import validate_texts
-from embedbox.models.text import TextEncoder, read_model_info
+from embedbox.models import static
+from embedbox.models.backends.select import Request, check_request
+from embedbox.models.text import TextEncoder, TextModelInfo, onnx_model_info, read_model_info
 from embedbox.quantize import Int8Calibration, Precision, check_precision, quantize
 from embedbox.similarity import Metric, shorten, similarity_matrix
-from embedbox.types import Compute, InputType, Progress
+from embedbox.types import BackendName, Compute, InputType, Progress
 
 __all__ = ["DTYPES", "EmbedResult", "Embedder", "EmbedderOptions", "TruncationWarning"]
 
@@ -43,9 +46,15 @@ class EmbedderOptions:
     fp32 0.99989, eager bf16 0.99985). Off by default for that start-up cost. Where the backend
     cannot compile (no C++ compiler, say) it warns once and runs eager. Not for models with task
     adapters.
+
+    `backend` runs the transformer: `torch`, `openvino` (the `openvino` extra), or `auto`, which
+    times the faithful backend x compute pairs once per machine and model and reuses the cached
+    winner (docs/backends.md). `compute="int8"` (openvino) is used only when it passes a
+    quality gate against fp32 on held-out shipped texts, else a faithful compute with a warning.
     """
 
     compute: Compute = "auto"
+    backend: BackendName = "auto"
     device: str | None = None
     threads: int | None = None
     batch_tokens: int | None = None
@@ -95,7 +104,7 @@ class Embedder:
         self.options = opts
         path, spec = models.resolve(model)
         self.spec: ModelSpec | None = spec
-        info = read_model_info(path)
+        info = _model_info(path, spec)
         if spec is not None and not info.prompts and spec.prompts:
             info = replace(info, prompts=dict(spec.prompts))
         if opts.max_tokens is not None:
@@ -107,14 +116,26 @@ class Embedder:
                 raise InputError("threads must be at least 1")
             torch.set_num_threads(opts.threads)
         device = hardware.check_device(opts.device)
-        if opts.compute not in ("auto", *DTYPES):
-            raise InputError(f"unknown compute {opts.compute!r}; choose auto, fp32, bf16 or fp16")
-        dtype = hardware.auto_dtype(device) if opts.compute == "auto" else DTYPES[opts.compute]
         if opts.batch_tokens is not None and opts.batch_tokens < 1:
             raise InputError("batch_tokens must be at least 1")
-        self.batch_tokens = opts.batch_tokens or hardware.auto_batch_tokens(device, dtype)
+        request = check_request(
+            Request(
+                backend=opts.backend,
+                compute=opts.compute,
+                device=device,
+                threads=opts.threads,
+                compile=opts.compile,
+                batch_tokens=opts.batch_tokens or 2048,
+            )
+        )
         self.name = spec.name if spec else str(model)
-        self.encoder = TextEncoder(info, device, dtype, compile=opts.compile)
+        self.encoder = (
+            static.StaticEncoder(info)
+            if info.format == "static"
+            else TextEncoder(info, device, compile=opts.compile, request=request)
+        )
+        self.selection = self.encoder.selection
+        self.batch_tokens = opts.batch_tokens or hardware.auto_batch_tokens(device, self.dtype)
         self.info = info
         self._lock = threading.Lock()  # one forward pass at a time: torch already uses all cores
         self._int8: dict[int, Int8Calibration] = {}
@@ -134,10 +155,20 @@ class Embedder:
         return self.encoder.dtype
 
     @property
+    def compute(self) -> str:
+        """What the model computes in: fp32, bf16, fp16 or int8."""
+        return self.encoder.backend.compute
+
+    @property
+    def backend(self) -> str:
+        return self.encoder.backend.name
+
+    @property
     def tasks(self) -> tuple[str, ...]:
         return self.info.tasks
 
     def describe(self) -> dict[str, Any]:
+        sel = self.selection
         return {
             "model": self.name,
             "path": str(self.info.path),
@@ -146,7 +177,13 @@ class Embedder:
             "max_tokens": self.max_tokens,
             "pooling": self.info.pooling,
             "normalize": self.info.normalize,
-            "compute": str(self.dtype).removeprefix("torch."),
+            "backend": self.backend,
+            "compute": self.compute,
+            "backend_choice": sel.how if sel else "asked",
+            "fallback": sel.fallback if sel else "",
+            "int8_gate": sel.gate.to_dict() if sel and sel.gate else None,
+            "measured": dict(sel.measurements) if sel and sel.measurements else None,
+            "single_text": sel.single_text if sel and sel.single_text else None,
             "device": str(self.encoder.device),
             "batch_tokens": self.batch_tokens,
             "compiled": self.encoder.compiled,
@@ -168,10 +205,11 @@ class Embedder:
         truncate: bool | Literal["error"] = True,
         long_text: Literal["truncate", "chunk"] = "truncate",
         allow_empty: bool = False,
+        normalize: bool | None = None,
         progress: Progress | None = None,
     ) -> np.ndarray:
         """Embed `texts` -> array (n, dim) of `precision` (float32 by default), L2-normalised
-        when the model normalises.
+        when the model normalises (`normalize=False`: the pooled vectors as they are).
 
         Texts longer than the model's maximum are truncated with a `TruncationWarning`
         (`truncate=False`: silently, still listed in `encode(...).truncated`; `"error"`: raise),
@@ -188,6 +226,7 @@ class Embedder:
             truncate=truncate,
             long_text=long_text,
             allow_empty=allow_empty,
+            normalize=normalize,
             progress=progress,
         ).vectors
 
@@ -244,11 +283,15 @@ class Embedder:
         truncate: bool | Literal["error"] = True,
         long_text: Literal["truncate", "chunk"] = "truncate",
         allow_empty: bool = False,
+        normalize: bool | None = None,
         progress: Progress | None = None,
     ) -> EmbedResult:
         """Like `embed`, returning an `EmbedResult` with token counts and truncation info."""
         texts = validate_texts(texts, allow_empty)
         precision = check_precision(precision)
+        norm = self.info.normalize if normalize is None else bool(normalize)
+        if not norm and precision in ("int8", "uint8"):
+            raise InputError(f"{precision} ranges are fitted on unit vectors; keep normalize on")
         if long_text not in ("truncate", "chunk"):
             raise InputError(f"long_text must be 'truncate' or 'chunk', not {long_text!r}")
         if truncate not in (True, False, "error"):
@@ -263,7 +306,7 @@ class Embedder:
         with self._lock:
             self.encoder.set_task(task)
             result = self._encode(texts, prefix, truncate, long_text, progress)
-        vectors = shorten(result.vectors, dimensions, self.info.normalize)
+        vectors = shorten(result.vectors, dimensions, norm)
         result.vectors = quantize(vectors, precision, self._calibration(precision, dimensions))
         return result
 
@@ -427,3 +470,21 @@ def _merge_chunks(pooled: np.ndarray, items: list[_Item], n: int, normalize: boo
         out[item.index] += w * v
         weight[item.index] += w
     return (out / weight[:, None]).astype(np.float32)
+
+
+def _model_info(path: Path, spec: ModelSpec | None) -> TextModelInfo:
+    if static.is_static(path):
+        return static.static_model_info(path)
+    if path.suffix != ".onnx":
+        return read_model_info(path)
+    if spec is None or spec.tokenizer_of is None:
+        raise InputError(f"{path} is an ONNX file; embedbox runs ONNX models from its catalog only")
+    tokenizer, _ = models.resolve(spec.tokenizer_of)
+    return onnx_model_info(
+        path,
+        dim=spec.dim,
+        max_tokens=spec.max_tokens,
+        pooling="mean" if spec.pooling == "mean" else "cls",
+        normalize=spec.normalize,
+        tokenizer_path=tokenizer,
+    )

@@ -2,17 +2,19 @@
 
 Errors a user can cause become one line on stderr and a non-zero exit code, never a traceback:
 usage errors (unknown option or command, missing argument) exit 2, like every input error.
+embedbox's warnings are one line on stderr too (`warning: ...`).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from typing import Any
 
 import typer
 
-from embedbox.cli.common import app, fail
+from embedbox.cli.common import app, fail, show_warning
 from embedbox.errors import EmbedboxError
 
 # Command modules register themselves on `app` when imported.
@@ -24,12 +26,16 @@ from embedbox.cli import classify_cmd  # noqa: F401  isort: skip
 from embedbox.cli import words_cmd  # noqa: F401  isort: skip
 from embedbox.cli import images_cmd  # noqa: F401  isort: skip
 from embedbox.cli import dataset_cmd  # noqa: F401  isort: skip
+from embedbox.cli import eval_cmd  # noqa: F401  isort: skip
+from embedbox.cli import distill_cmd  # noqa: F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     try:
-        app(args=argv, prog_name="embedbox", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            app(args=argv, prog_name="embedbox", standalone_mode=False)
     except EmbedboxError as exc:
         fail(str(exc))
     except typer.Abort:

@@ -7,13 +7,16 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from embedbox.cli.common import (
     ComputeOpt,
     DataDirOpt,
     JsonOpt,
     ModelOpt,
+    add_id_column,
     app,
+    cell,
     console,
     get_embedder,
     print_json,
@@ -37,15 +40,10 @@ def _texts(
     if texts and input is not None:
         raise InputError("give texts as arguments or --input, not both")
     if input is not None:
-        from embedbox.io import read_records
+        from embedbox.io import read_texts
 
-        rows = list(read_records(input))
-        for n, r in enumerate(rows):
-            if not isinstance(r.get(text_field), str):
-                raise InputError(
-                    f"{input}: record {n} has no text field {text_field!r}; use --text-field"
-                )
-        return [str(r.get("id", n)) for n, r in enumerate(rows)], [r[text_field] for r in rows]
+        found = read_texts(input, text_field)
+        return found.ids or [str(n) for n in range(len(found.texts))], found.texts
     if not texts:
         raise InputError("no texts: pass them as arguments or with --input FILE")
     return [str(i) for i in range(len(texts))], list(texts)
@@ -54,7 +52,7 @@ def _texts(
 def _labelled(
     data: str, text_field: str, label_field: str, model: str, compute: str, data_dir: Path | None
 ) -> tuple[Any, list[str]]:
-    loaded = load_input(data, text_field, "id", model, compute, data_dir)
+    loaded = load_input(data, text_field, None, model, compute, data_dir)
     missing = [
         i
         for i, r in zip(loaded.ids, loaded.records, strict=True)
@@ -85,10 +83,12 @@ def _print_predictions(
         )
         return
     table = Table()
-    for name in ("id", "label", "score", "text"):
-        table.add_column(name)
+    add_id_column(table, ids)
+    table.add_column("label", overflow="fold", max_width=30)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("text", min_width=12)
     for i, t, p in zip(ids, texts, preds, strict=True):
-        table.add_row(i, p.label, f"{p.score:.3f}", " ".join(t.split())[:70])
+        table.add_row(Text(i), Text(p.label), f"{p.score:.3f}", cell(t))
     console.print(table)
 
 
@@ -100,19 +100,20 @@ def _print_report(report: Any, as_json: bool, extra: dict[str, Any]) -> None:
         f"accuracy {report.accuracy:.4f}  macro-F1 {report.macro_f1:.4f}  ({report.count} examples)"
     )
     table = Table(title="per class")
-    for name in ("label", "precision", "recall", "f1", "support"):
-        table.add_column(name)
+    table.add_column("label", overflow="fold")
+    for name in ("precision", "recall", "f1", "support"):
+        table.add_column(name, justify="right", no_wrap=True)
     for c in report.per_class:
         table.add_row(
-            c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)
+            Text(c.label), f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)
         )
     console.print(table)
     cm = Table(title="confusion (rows: true, columns: predicted)")
-    cm.add_column("")
+    cm.add_column("", overflow="fold", max_width=24)
     for lab in report.labels:
-        cm.add_column(lab[:12], justify="right")
+        cm.add_column(Text(lab[:12]), justify="right", no_wrap=True)
     for lab, row in zip(report.labels, report.confusion, strict=True):
-        cm.add_row(lab, *map(str, row))
+        cm.add_row(Text(lab), *map(str, row))
     console.print(cm)
 
 
@@ -253,5 +254,5 @@ def evaluate_cmd(
             f"{loaded.collection.model!r}; evaluate on a file or a matching collection"
         )
     preds = clf.head.predict(loaded.vectors)
-    report = evaluate(labels, [p.label for p in preds])
+    report = evaluate(labels, [p.label for p in preds], classes=clf.classes, source=data)
     _print_report(report, as_json, {"model_dir": str(model_dir), "data": data})

@@ -9,13 +9,16 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from embedbox.catalog import DEFAULT_TEXT_MODEL
 from embedbox.cli.common import (
     DataDirOpt,
     JsonOpt,
     WhereOpt,
+    add_id_column,
     app,
+    cell,
     console,
     err_console,
     fail,
@@ -92,11 +95,15 @@ def list_(data_dir: Path | None = DataDirOpt, as_json: bool = JsonOpt) -> None:
         console.print("no collections yet; create one with `embedbox collection create NAME`")
         return
     table = Table(title="collections")
-    for col in ("name", "model", "dim", "count", "chunks", "path"):
-        table.add_column(col)
+    table.add_column("name", no_wrap=True)
+    table.add_column("model", overflow="fold")
+    for col in ("dim", "count", "chunks"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("path", overflow="fold")
     for r in rows:
         if "error" in r:
-            table.add_row(r["name"], f"[red]{r['error']}[/red]", "", "", "", r["path"])
+            error = Text(r["error"], style="red")
+            table.add_row(r["name"], error, "", "", "", r["path"])
             continue
         table.add_row(
             r["name"], r["model"], str(r["dim"]), str(r["count"]), str(r["chunks"]), r["path"]
@@ -180,6 +187,12 @@ def add(
         None, "--vector-field", help="Field with a precomputed vector (e.g. embedding)."
     ),
     unit: str = typer.Option("auto", "--unit", help="txt files: auto | line | file."),
+    infer_types: bool = typer.Option(
+        True,
+        "--infer-types/--no-infer-types",
+        help="CSV/TSV columns and front matter: numbers and true/false stored as such "
+        "(--no-infer-types keeps every value as text).",
+    ),
     batch_size: int = typer.Option(64, "--batch-size", help="Documents per commit."),
     model: str | None = typer.Option(
         None, "--model", "-m", help=f"Model when creating (default {DEFAULT_TEXT_MODEL})."
@@ -196,7 +209,7 @@ def add(
     """Ingest files/folders into a collection (resumable: unchanged documents are skipped).
 
     `--images DIR` embeds image files/folders into an image collection instead."""
-    from embedbox.store.ingest import IngestOptions, ingest
+    from embedbox.store.ingest import IngestOptions, check_input, ingest
 
     if images:
         if paths or from_embeddings is not None:
@@ -227,7 +240,9 @@ def add(
         vector_field=vector_field,
         text_unit=unit,  # type: ignore[arg-type]
         batch_size=batch_size,
+        infer_types=infer_types,
     )
+    check_input(paths, opts)  # before the collection is created: a bad input leaves none behind
     with _open(collection, data_dir, model=model, create=True) as col:
         with progress_bar(f"adding to {col.name}") as update:
             report = ingest(col, paths, opts, progress=update)
@@ -263,15 +278,15 @@ def search(
     if not hits:
         console.print("no results")
         return
-    table = Table(title=f"{mode} search in {collection!r}: {query}")
-    table.add_column("#", justify="right", min_width=2, no_wrap=True)
-    table.add_column("score", justify="right", min_width=6, no_wrap=True)
-    table.add_column("id", overflow="fold", min_width=8, max_width=24)
-    table.add_column("text", overflow="ellipsis", ratio=3, no_wrap=True)
-    table.add_column("metadata", overflow="ellipsis", ratio=1, no_wrap=True)
+    table = Table(title=Text(f"{mode} search in {collection!r}: {query}"))
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    add_id_column(table, [h.id for h in hits])
+    table.add_column("text", min_width=12)
+    table.add_column("metadata", min_width=8)
     for rank, hit in enumerate(hits, 1):
         meta = json.dumps(hit.metadata, ensure_ascii=False) if hit.metadata else ""
-        table.add_row(str(rank), f"{hit.score:.4f}", hit.id, hit.text.replace("\n", " "), meta)
+        table.add_row(str(rank), f"{hit.score:.4f}", Text(hit.id), cell(hit.text), cell(meta))
     console.print(table)
 
 

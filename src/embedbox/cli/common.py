@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 from embedbox.catalog import DEFAULT_TEXT_MODEL
-from embedbox.errors import InputError
+from embedbox.errors import EmbedboxWarning, InputError
 from embedbox.types import Progress
+
+if TYPE_CHECKING:
+    from embedbox.embed import Embedder
 
 app = typer.Typer(
     name="embedbox",
@@ -48,7 +55,15 @@ err_console = Console(stderr=True)
 
 ModelOpt = typer.Option(DEFAULT_TEXT_MODEL, "--model", "-m", help="Catalog name, HF id or folder.")
 ComputeOpt = typer.Option(
-    "auto", "--compute", help="auto | fp32 | bf16 | fp16 (auto: bf16 on CPUs with native bf16)."
+    "auto",
+    "--compute",
+    help="auto | fp32 | bf16 | fp16 | int8 (auto: the fastest faithful one here; int8: openvino, "
+    "used when it passes its quality gate).",
+)
+BackendOpt = typer.Option(
+    "auto",
+    "--backend",
+    help="auto | torch | openvino (auto: measured once per machine and model, then cached).",
 )
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 DataDirOpt = typer.Option(
@@ -104,6 +119,45 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+_show_other_warning = warnings.showwarning
+
+
+def show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """`warnings.showwarning` for the CLI: embedbox's warnings as one line on stderr."""
+    if not issubclass(category, EmbedboxWarning):
+        _show_other_warning(message, category, filename, lineno, file, line)
+        return
+    err_console.print(
+        f"[yellow]warning:[/yellow] {escape(cli_message(str(message)))}",
+        highlight=False,
+        markup=True,
+        soft_wrap=True,
+    )
+
+
+def cell(text: str) -> Text:
+    """A table cell kept on one line and cut with … where its column is narrow.
+
+    Give such a column no `no_wrap`: rich then narrows it (not the id and score columns, which
+    are `no_wrap`) when the table is wider than the terminal, 80 columns when piped. The text
+    is taken literally (no rich markup)."""
+    return Text(" ".join(text.split()), no_wrap=True, overflow="ellipsis")
+
+
+def add_id_column(table: Table, ids: Sequence[str], header: str = "id") -> None:
+    """An id column that is never narrowed below its ids while they are short (up to 30
+    characters); longer ids fold onto more lines rather than lose characters."""
+    short = max((len(i) for i in ids), default=0) <= 30
+    table.add_column(header, no_wrap=short, overflow="fold", max_width=None if short else 40)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, default=_jsonable) + "\n")
 
@@ -140,17 +194,26 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Progress]:
         yield update
 
 
-_embedders: dict[tuple[str, str, int | None], Any] = {}
+_embedders: dict[tuple[Any, ...], Embedder] = {}
 
 
-def get_embedder(model: str, compute: str = "auto", threads: int | None = None) -> Any:
-    """Load (once per process) the embedder for `model`."""
-    key = (model, compute, threads)
+def get_embedder(
+    model: str,
+    compute: str = "auto",
+    threads: int | None = None,
+    backend: str = "auto",
+    **options: Any,
+) -> Embedder:
+    """Load (once per process) the embedder for `model`; `options` are further
+    `EmbedderOptions` fields (device, max_batch_size, ...)."""
+    key = (model, compute, threads, backend, tuple(sorted(options.items())))
     if key not in _embedders:
         from embedbox.embed import Embedder
 
         with err_console.status(f"loading {model}…") if err_console.is_terminal else _null():
-            _embedders[key] = Embedder(model, compute=compute, threads=threads)
+            _embedders[key] = Embedder(
+                model, compute=compute, threads=threads, backend=backend, **options
+            )
     return _embedders[key]
 
 

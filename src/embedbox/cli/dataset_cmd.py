@@ -25,9 +25,17 @@ def embed_dataset(
     address: str | None = typer.Option(
         None, "--address", help="Existing Ray cluster (e.g. ray://host:10001 or auto)."
     ),
-    text_column: str = typer.Option("text", "--text-column", help="Column with the text."),
+    text_column: str = typer.Option(
+        "text",
+        "--text-field",
+        "--text-column",
+        help="Column with the text (old name: --text-column).",
+    ),
     id_column: str | None = typer.Option(
-        None, "--id-column", help="Column with the id (default: FILE:ROW)."
+        None,
+        "--id-field",
+        "--id-column",
+        help="Column with the id (default: FILE:ROW; old name: --id-column).",
     ),
     keep: list[str] = typer.Option(
         None, "--keep", help="Columns copied to the output (repeatable; default: all)."
@@ -106,21 +114,34 @@ def add_from_embeddings(
     data_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """`embedbox add COLLECTION --from-embeddings DIR`: load a job's output, no re-embedding."""
-    from embedbox.errors import InputError
-    from embedbox.scale import manifest
-    from embedbox.scale.load import load_embeddings_into
+    """`embedbox add COLLECTION --from-embeddings DIR`: load a job's output, no re-embedding.
+
+    The output and the collection's model are checked before the collection is created or
+    anything is written."""
+    from embedbox import catalog
+    from embedbox.errors import Conflict, InputError, NotFound
+    from embedbox.scale.load import check_output, check_target, load_embeddings_into
     from embedbox.store.collection import Collection
 
     if paths:
         raise InputError("give files to embed or --from-embeddings DIR, not both")
-    man = manifest.load(folder)
-    made_with = man.model.get("name") if man is not None else None
-    with Collection.open(
-        collection, model=model or made_with, data_dir=data_dir, create=True
-    ) as col:
+    output = check_output(folder)
+    if model is not None and not catalog.same_model(model, output.model):
+        raise Conflict(
+            f"{folder} holds {output.model!r} vectors, not {model!r}; drop --model (the "
+            "collection takes the output's model) or load another output"
+        )
+    try:
+        col = Collection.open(collection, data_dir=data_dir)
+    except NotFound:
+        spec = catalog.find(output.model)
+        check_target(output, output.model, spec.dim if spec else None, collection)
+        col = Collection.open(
+            collection, model=output.model, data_dir=data_dir, create=True, dim=output.dim
+        )
+    with col:
         with progress_bar(f"loading into {col.name}", enabled=not as_json) as update:
-            report = load_embeddings_into(col, folder, progress=update)
+            report = load_embeddings_into(col, output, progress=update)
         total = col.count()
     if as_json:
         print_json({**report.to_dict(), "collection": col.name, "count": total})

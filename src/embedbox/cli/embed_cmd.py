@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from embedbox import catalog
 from embedbox.cli.common import (
+    BackendOpt,
     ComputeOpt,
     JsonOpt,
     ModelOpt,
     app,
+    cell,
     console,
     err_console,
     get_embedder,
     print_json,
     progress_bar,
 )
-from embedbox.errors import InputError
-from embedbox.inputs import validate_texts
+from embedbox.errors import InputError, ModelNotFound
+from embedbox.inputs import check_unicode
 from embedbox.io import WRITE_FORMATS, detect_format, read_stdin_lines, read_texts, write_vectors
 
 
@@ -33,9 +39,17 @@ def embed(
     input: Path | None = typer.Option(
         None, "--input", "-i", help="txt (one text per line), jsonl, csv or parquet."
     ),
-    field: str = typer.Option("text", "--field", help="Record field holding the text."),
+    text_field: str = typer.Option(
+        "text", "--text-field", "--field", help="Record field holding the text (--field: old name)."
+    ),
+    id_field: str | None = typer.Option(
+        None,
+        "--id-field",
+        help="Record field holding the id written to --output (default: 'id' if the records "
+        "have one, else the position).",
+    ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write .npy, .jsonl or .parquet."
+        None, "--output", "-o", help="Write .npy, .jsonl, .parquet, .csv or .tsv."
     ),
     model: str = ModelOpt,
     dimensions: int | None = typer.Option(
@@ -45,6 +59,7 @@ def embed(
         "float32", "--precision", help="float32 | float16 | int8 | uint8 | binary | ubinary."
     ),
     compute: str = ComputeOpt,
+    backend: str = BackendOpt,
     prompt: str | None = typer.Option(None, "--prompt", help="Literal text put before each input."),
     prompt_name: str | None = typer.Option(
         None, "--prompt-name", help="A prompt the model defines, e.g. query."
@@ -55,21 +70,40 @@ def embed(
     task: str | None = typer.Option(None, "--task", help="Task adapter (jina-embeddings-v3)."),
     long_text: str = typer.Option("truncate", "--long-text", help="truncate | chunk | error."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="At most this many texts per forward pass (default 128)."
+    ),
+    normalize: bool = typer.Option(
+        True, "--normalize/--no-normalize", help="L2-normalise (when the model does)."
+    ),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda or cuda:N."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Embed texts and print or save the vectors."""
-    items = _gather(texts, input, field)
+    """Embed texts and print or save the vectors.
+
+    Texts come from arguments, --input FILE or stdin; an input with no texts is an error.
+    Messages name a text by where it came from: FILE:LINE, stdin:LINE or argument N."""
+    items, places, ids = _gather(texts, input, text_field, id_field)
     # Cheap checks first, so a typo fails before the model loads.
     from embedbox.quantize import check_precision
 
     check_precision(precision)
-    validate_texts(items, allow_empty=False)
+    _check_texts(items, places)
     if long_text not in ("truncate", "chunk", "error"):
         raise InputError(f"--long-text must be truncate, chunk or error, not {long_text!r}")
     if output is not None:
         detect_format(output, WRITE_FORMATS)
-    emb = get_embedder(model, compute, threads)
-    with warnings.catch_warnings(record=True), progress_bar("embedding") as update:
+    if batch_size is not None and batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    options: dict[str, Any] = {"device": device} if device else {}
+    if batch_size is not None:
+        options["max_batch_size"] = batch_size
+    emb = get_embedder(model, compute, threads, backend, **options)
+    with (
+        warnings.catch_warnings(record=True),
+        progress_bar("embedding") as update,
+        _named(places),
+    ):
         result = emb.encode(
             items,
             prompt=prompt,
@@ -80,15 +114,22 @@ def embed(
             precision=precision,
             truncate="error" if long_text == "error" else True,
             long_text="chunk" if long_text == "chunk" else "truncate",
+            normalize=None if normalize else False,
             progress=update,
         )
     if result.truncated:
         err_console.print(
             f"warning: {len(result.truncated)} text(s) longer than {emb.max_tokens} tokens were "
-            f"truncated (items {result.truncated[:10]}); use --long-text chunk to embed all text"
+            f"truncated ({', '.join(places[i] for i in result.truncated[:10])}"
+            f"{', ...' if len(result.truncated) > 10 else ''}); use --long-text chunk to embed "
+            "all text",
+            highlight=False,
+            markup=False,
         )
     summary: dict[str, Any] = {
         "model": emb.name,
+        "backend": emb.backend,
+        "compute": emb.compute,
         "count": len(items),
         "dim": int(result.vectors.shape[1]) if result.vectors.ndim == 2 else 0,
         "precision": precision,
@@ -96,7 +137,7 @@ def embed(
         "truncated": result.truncated,
     }
     if output is not None:
-        write_vectors(output, result.vectors, texts=items)
+        write_vectors(output, result.vectors, texts=items, ids=ids)
         summary["output"] = str(output)
         if as_json:
             print_json(summary)
@@ -104,17 +145,19 @@ def embed(
             console.print(f"wrote {len(items)} x {summary['dim']} {precision} vectors to {output}")
         return
     if as_json:
-        print_json({**summary, "embeddings": result.vectors})
+        print_json({**summary, **({"ids": ids} if ids else {}), "embeddings": result.vectors})
         return
-    table = Table(title=f"{emb.name}: {len(items)} x {summary['dim']} ({precision})")
-    table.add_column("#", justify="right")
-    table.add_column("text", overflow="ellipsis", max_width=50, no_wrap=True)
-    table.add_column("vector (first 6)")
+    table = Table(title=Text(f"{emb.name}: {len(items)} x {summary['dim']} ({precision})"))
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("text", min_width=10, max_width=50)
+    table.add_column("vector (first 6)", no_wrap=True)
     for i, (text, vec) in enumerate(zip(items, result.vectors, strict=True)):
         if i == 20:
             table.add_row("…", f"{len(items) - 20} more", "")
             break
-        table.add_row(str(i), text, " ".join(f"{v:+.3f}" for v in vec[:6].tolist()))
+        values = vec[:6].tolist()
+        shown = " ".join(f"{v:+.3f}" if isinstance(v, float) else str(v) for v in values)
+        table.add_row(str(i + 1), cell(text), shown)
     console.print(table)
 
 
@@ -123,38 +166,45 @@ def similarity(
     texts: list[str] = typer.Argument(..., help="Two or more texts."),
     model: str = ModelOpt,
     compute: str = ComputeOpt,
+    backend: str = BackendOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Pairwise similarity of texts as a table."""
     if len(texts) < 2:
         raise InputError("similarity needs at least two texts")
-    emb = get_embedder(model, compute)
+    emb = get_embedder(model, compute, None, backend)
     matrix = emb.similarity(texts)
     if as_json:
         print_json({"model": emb.name, "texts": texts, "matrix": matrix.round(6)})
         return
-    table = Table(title=f"{emb.info.similarity_fn} similarity ({emb.name})")
-    table.add_column("")
+    table = Table(title=Text(f"{emb.info.similarity_fn} similarity ({emb.name})"))
+    table.add_column("", min_width=8, max_width=44)
     for i in range(len(texts)):
-        table.add_column(f"[{i}]", justify="right")
+        table.add_column(Text(f"[{i + 1}]"), justify="right", no_wrap=True)
     for i, text in enumerate(texts):
-        label = f"[{i}] {text[:40]}{'…' if len(text) > 40 else ''}"
-        table.add_row(label, *(f"{v:.3f}" for v in matrix[i].tolist()))
+        table.add_row(cell(f"[{i + 1}] {text}"), *(f"{v:.3f}" for v in matrix[i].tolist()))
     console.print(table)
 
 
 @app.command()
 def models(as_json: bool = JsonOpt) -> None:
     """Known models and whether their weights are on this machine."""
+    from embedbox.models import locate
+
     rows: list[dict[str, Any]] = []
     for spec in catalog.CATALOG:
-        path = spec.local_path()
+        try:
+            path = locate(spec)  # assembles a model split across packages on first use
+        except ModelNotFound as exc:
+            path = None
+            err_console.print(f"[yellow]warning:[/yellow] {exc}", highlight=False)
         rows.append(
             {
                 "name": spec.name,
                 "kind": spec.kind,
                 "dim": spec.dim,
-                "max_tokens": spec.max_tokens,
+                # Word and image models take no token sequence: no limit applies.
+                "max_tokens": spec.max_tokens if spec.kind in ("text", "text-image") else None,
                 "pooling": spec.pooling,
                 "prompts": spec.prompts,
                 "tasks": list(spec.tasks),
@@ -168,29 +218,67 @@ def models(as_json: bool = JsonOpt) -> None:
         print_json(rows)
         return
     table = Table(title="embedbox models")
-    for col in ("name", "kind", "dim", "max tokens", "available", "where / how to get"):
-        table.add_column(col)
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("dim", justify="right", no_wrap=True)
+    table.add_column("max tokens", justify="right")
+    table.add_column("here", no_wrap=True)
+    table.add_column("where / how to get", overflow="fold")
     for r in rows:
         table.add_row(
             r["name"],
             r["kind"],
             str(r["dim"]),
-            str(r["max_tokens"]),
-            "[green]yes[/green]" if r["available"] else "[dim]no[/dim]",
-            r["path"] or r["source"],
+            "-" if r["max_tokens"] is None else str(r["max_tokens"]),
+            Text("yes", style="green") if r["available"] else Text("no", style="dim"),
+            Text(r["path"] or r["source"]),
         )
     console.print(table)
 
 
-def _gather(texts: list[str] | None, input: Path | None, field: str) -> list[str]:
+def _gather(
+    texts: list[str] | None, input: Path | None, text_field: str, id_field: str | None
+) -> tuple[list[str], list[str], list[str] | None]:
+    """-> (texts, where each came from, ids or None)."""
     if texts and input is not None:
         raise InputError("give texts as arguments or --input, not both")
     if input is not None:
-        return read_texts(input, field)
+        found = read_texts(input, text_field, id_field)
+        return found.texts, found.places, found.ids
+    if id_field is not None:
+        raise InputError("--id-field names a field of the records of --input FILE")
     if texts:
-        return list(texts)
+        return list(texts), [f"argument {n}" for n in range(1, len(texts) + 1)], None
     if not sys.stdin.isatty():
         lines = read_stdin_lines()
-        if lines:
-            return lines
+        if not lines:
+            raise InputError("no texts on stdin: it was empty or blank")
+        return [t for _, t in lines], [f"stdin:{n}" for n, _ in lines], None
     raise InputError("no texts: pass them as arguments, with --input FILE, or on stdin")
+
+
+def _check_texts(texts: list[str], places: list[str]) -> None:
+    for text, where in zip(texts, places, strict=True):
+        if not text.strip():
+            raise InputError(f"{where} is empty or whitespace only; remove it")
+        check_unicode(text, where)
+
+
+_ITEM = re.compile(r"\bitem (\d+)\b")
+
+
+@contextmanager
+def _named(places: list[str]) -> Iterator[None]:
+    """Library errors name a text by its index ("item 3"); here, by where it came from."""
+    try:
+        yield
+    except InputError as exc:
+
+        def name(match: re.Match[str]) -> str:
+            i = int(match.group(1))
+            return places[i] if i < len(places) else match.group(0)
+
+        message = _ITEM.sub(name, str(exc))
+        if message == str(exc):
+            raise
+        raise type(exc)(message) from exc

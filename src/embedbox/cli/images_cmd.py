@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from embedbox.catalog import DEFAULT_IMAGE_MODEL
 from embedbox.cli.common import (
     DataDirOpt,
     JsonOpt,
     app,
+    cell,
     console,
     err_console,
     print_json,
@@ -86,10 +88,10 @@ def embed(
         print_json({**summary, "images": result.names, "embeddings": result.vectors})
         return
     table = Table(title=f"{enc.name}: {len(result.names)} x {enc.dim}")
-    table.add_column("image", overflow="ellipsis", max_width=50, no_wrap=True)
-    table.add_column("vector (first 6)")
+    table.add_column("image", min_width=12, max_width=50)
+    table.add_column("vector (first 6)", no_wrap=True)
     for name, vec in list(zip(result.names, result.vectors, strict=True))[:20]:
-        table.add_row(name, " ".join(f"{v:+.3f}" for v in vec[:6].tolist()))
+        table.add_row(cell(name), " ".join(f"{v:+.3f}" for v in vec[:6].tolist()))
     console.print(table)
 
 
@@ -161,11 +163,12 @@ def similar(
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"images similar to {query or item_id}")
-    for col in ("#", "image", "score"):
-        table.add_column(col)
+    table = Table(title=Text(f"images similar to {query or item_id}"))
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("image", overflow="fold")
+    table.add_column("score", justify="right", no_wrap=True)
     for i, row in enumerate(rows, 1):
-        table.add_row(str(i), row["image"], f"{row['score']:.4f}")
+        table.add_row(str(i), Text(row["image"]), f"{row['score']:.4f}")
     console.print(table)
 
 

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from embedbox.store.collection import Collection
 
 TextFieldOpt = typer.Option("text", "--text-field", help="Record field holding the text.")
-IdFieldOpt = typer.Option("id", "--id-field", help="Record field holding the id (else row number).")
+IdFieldOpt = typer.Option(
+    None,
+    "--id-field",
+    help="Record field holding the id (default: 'id' if the records have one, else the position).",
+)
 
 
 @dataclass
@@ -36,13 +40,14 @@ class Loaded:
 def load_input(
     source: str,
     text_field: str = "text",
-    id_field: str = "id",
+    id_field: str | None = None,
     model: str = DEFAULT_TEXT_MODEL,
     compute: str = "auto",
     data_dir: Path | None = None,
     where: str | None = None,
 ) -> Loaded:
-    """Read and embed a file, or read a collection's stored vectors."""
+    """Read and embed a file, or read a collection's stored vectors. An input without texts
+    (an empty file, an empty collection) is an `InputError`."""
     import numpy as np
 
     path = Path(source)
@@ -56,26 +61,18 @@ def load_input(
                     f"{path}: expected a 2-D array (n, dim), got shape {vectors.shape}"
                 )
             n = len(vectors)
+            if n == 0:
+                raise InputError(f"{path} holds no vectors")
             return Loaded([str(i) for i in range(n)], None, [{} for _ in range(n)], vectors)
-        from embedbox.io import read_records
+        from embedbox.io import read_texts
 
-        records = list(read_records(path))
-        if not records:
-            raise InputError(f"{path} holds no records")
-        texts = []
-        for n, rec in enumerate(records):
-            if text_field not in rec or not isinstance(rec[text_field], str):
-                fields = ", ".join(map(str, rec)) or "none"
-                raise InputError(
-                    f"{path}: record {n} has no text field {text_field!r} (fields: {fields}); "
-                    "use --text-field"
-                )
-            texts.append(rec[text_field])
-        ids = [str(r.get(id_field, n)) for n, r in enumerate(records)]
+        found = read_texts(path, text_field, id_field)
+        texts = found.texts
+        ids = found.ids or [str(n) for n in range(len(texts))]
         emb = get_embedder(model, compute)
         with progress_bar("embedding") as update:
             vectors = emb.embed(texts, progress=update)
-        return Loaded(ids, texts, records, vectors)
+        return Loaded(ids, texts, found.records, vectors)
     return load_collection(source, data_dir, where)
 
 
@@ -88,6 +85,10 @@ def load_collection(name: str, data_dir: Path | None, where: str | None = None) 
         raise NotFound(f"{name!r} is neither a file nor a collection ({exc})") from exc
     filt = parse_where(where)
     ids, vectors = col.vectors(where=filt)
+    if not ids:
+        col.close()
+        which = "no items match --where" if filt else "no items"
+        raise InputError(f"collection {col.name!r} has {which}; nothing to work on")
     items = {it.id: it for it in col.items(where=filt)}
     records = [{"id": i, "text": items[i].text, **items[i].metadata} for i in ids]
     return Loaded(ids, [items[i].text for i in ids], records, vectors, col, {"where": filt})

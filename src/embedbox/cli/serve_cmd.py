@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from embedbox.cli.common import ComputeOpt, DataDirOpt, app, err_console
+from embedbox.cli.common import BackendOpt, ComputeOpt, DataDirOpt, app, err_console
 from embedbox.errors import InputError
 from embedbox.server.settings import ServerSettings
 
@@ -37,6 +37,7 @@ def serve(
         str(D.image_model), "--image-model", help="Image model for /images/... ('none': off)."
     ),
     compute: str = ComputeOpt,
+    backend: str = BackendOpt,
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
     api_key: list[str] = typer.Option(
         [], "--api-key", help="A read-write key (`KEY` or `KEY ro`); repeatable."
@@ -103,6 +104,7 @@ def serve(
         word_model=None if word_model.lower() == "none" else word_model,
         image_model=None if image_model.lower() == "none" else image_model,
         compute=compute,
+        backend=backend,
         threads=threads,
         api_keys=keys,
         insecure_no_auth=insecure_no_auth,

@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from embedbox.cli.common import (
     ComputeOpt,
@@ -19,7 +20,9 @@ from embedbox.cli.common import (
     JsonOpt,
     ModelOpt,
     WhereOpt,
+    add_id_column,
     app,
+    cell,
     console,
     parse_where,
     print_json,
@@ -27,11 +30,6 @@ from embedbox.cli.common import (
 )
 from embedbox.cli.inputs import IdFieldOpt, TextFieldOpt, load_input
 from embedbox.errors import InputError
-
-
-def _short(text: str, n: int = 70) -> str:
-    one = " ".join(text.split())
-    return one if len(one) <= n else one[: n - 1] + "…"
 
 
 # ---- recommend --------------------------------------------------------------------------------
@@ -78,10 +76,12 @@ def recommend(
         )
         return
     table = Table(title=f"recommended from {col.name!r}")
-    for name in ("#", "id", "score", "text"):
-        table.add_column(name, justify="right" if name in ("#", "score") else "left")
+    table.add_column("#", justify="right", no_wrap=True)
+    add_id_column(table, [r.id for r in recs])
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("text", min_width=12)
     for n, r in enumerate(recs, 1):
-        table.add_row(str(n), r.id, f"{r.score:.3f}", _short(r.text))
+        table.add_row(str(n), Text(r.id), f"{r.score:.3f}", cell(r.text))
     console.print(table)
 
 
@@ -172,15 +172,17 @@ def cluster(
         return
     sil = f", silhouette {result.silhouette:.3f}" if result.silhouette is not None else ""
     table = Table(title=f"{result.n_clusters} clusters ({method}{sil}), {result.noise} unassigned")
-    for name in ("cluster", "size", "keywords", "representative"):
-        table.add_column(name)
+    table.add_column("cluster", justify="right", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("keywords", min_width=12)
+    table.add_column("representative", min_width=12)
     for c in clusters:
         rep = c["representatives"][0]
         table.add_row(
             str(c["label"]),
             str(c["size"]),
-            ", ".join(c["keywords"][:6]),
-            _short(rep["text"] or rep["id"], 60),
+            cell(", ".join(c["keywords"][:6])),
+            cell(rep["text"] or rep["id"]),
         )
     console.print(table)
     if write_field:

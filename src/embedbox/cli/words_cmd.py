@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from embedbox.catalog import DEFAULT_TEXT_MODEL, DEFAULT_WORD_MODEL
 from embedbox.cli.common import JsonOpt, app, console, err_console, print_json, progress_bar
@@ -49,11 +50,11 @@ def _show(title: str, answers: list[Any], as_json: bool) -> None:
     if as_json:
         print_json([{"word": a.word, "score": round(a.score, 6)} for a in answers])
         return
-    table = Table(title=title)
-    table.add_column("word")
-    table.add_column("score", justify="right")
+    table = Table(title=Text(title))
+    table.add_column("word", overflow="fold")
+    table.add_column("score", justify="right", no_wrap=True)
     for a in answers:
-        table.add_row(a.word, f"{a.score:.4f}")
+        table.add_row(Text(a.word), f"{a.score:.4f}")
     console.print(table)
 
 
@@ -251,9 +252,12 @@ def tokens(
         )
         return
     table = Table(title=f"{tv.level} vectors ({model}, dim {tv.vectors.shape[1]})")
-    for col in ("#", tv.level, "span", "norm", "vector (first 5)"):
-        table.add_column(col)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column(tv.level, overflow="fold")
+    table.add_column("span", no_wrap=True)
+    table.add_column("norm", justify="right", no_wrap=True)
+    table.add_column("vector (first 5)", no_wrap=True)
     for i, (t, (s, e), v) in enumerate(zip(tv.tokens, tv.offsets, tv.vectors, strict=True)):
         first = " ".join(f"{x:+.3f}" for x in v[:5].tolist())
-        table.add_row(str(i), t, f"{s}-{e}", f"{float((v @ v) ** 0.5):.2f}", first)
+        table.add_row(str(i), Text(t), f"{s}-{e}", f"{float((v @ v) ** 0.5):.2f}", first)
     console.print(table)

@@ -9,6 +9,18 @@ from embedbox.catalog import ModelSpec, find, hub_snapshot
 from embedbox.errors import ModelNotFound
 
 
+def locate(spec: ModelSpec) -> Path | None:
+    """Where a catalog model's weights are on this machine, or None. A model split across
+    packages is assembled into the data dir on first use (a damaged part: `ModelNotFound`)."""
+    if spec.split_zip is not None:
+        from embedbox.models.assets import assembled_path
+
+        found = assembled_path(spec.split_zip)
+        if found is not None:
+            return found
+    return spec.local_path()
+
+
 def resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, ModelSpec | None]:
     """Find a model's folder on this machine without touching the network.
 
@@ -25,12 +37,14 @@ def resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, ModelSpec | Non
         return path.resolve(), find(path.name)
     spec = find(raw)
     if spec is not None:
-        found = spec.local_path()
+        found = locate(spec)
         if found is not None:
             return found, spec
         how = (
-            f"pip install {spec.install or spec.package}"
-            if spec.package
+            spec.where()
+            if spec.split_zip
+            else f"pip install {spec.install or spec.package or spec.distribution}"
+            if spec.package or spec.distribution
             else f"run `{spec.where()}` on a machine with internet and copy the HF cache here, "
             "or pass the model's local folder"
         )

@@ -8,8 +8,6 @@ load it: same tokenisation, same truncation length, same pooling, same normalisa
 from __future__ import annotations
 
 import json
-import logging
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +17,20 @@ import numpy as np
 import torch
 
 from embedbox.errors import InputError, ModelNotFound
+from embedbox.models.backends.base import Backend
+from embedbox.models.backends.build import Request, Selection
+from embedbox.models.backends.torch import TorchBackend, adapter_name, load_model, with_adapters
 
 Pooling = Literal["mean", "cls", "max", "lasttoken"]
 POOLINGS: tuple[Pooling, ...] = ("mean", "cls", "max", "lasttoken")
 # Architectures that need an explicit task for each call (adapters picked per call).
 TASK_ADAPTER_DIRS = ("adapters", "lora")
+COMPUTE_DTYPES = {
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+    "int8": torch.int8,
+}
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class TextModelInfo:
     default_prompt_name: str | None = None
     similarity_fn: str = "cosine"
     tasks: tuple[str, ...] = ()
+    format: Literal["transformers", "onnx", "static"] = "transformers"
+    tokenizer_path: Path | None = None  # where the tokenizer lives when not beside the weights
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -82,6 +91,29 @@ def _task_adapters(path: Path) -> dict[str, Path]:
                 if (child / "adapter_config.json").is_file():
                     found[child.name] = child
     return found
+
+
+def onnx_model_info(
+    path: Path,
+    *,
+    dim: int,
+    max_tokens: int,
+    pooling: Pooling,
+    normalize: bool,
+    tokenizer_path: Path,
+    architecture: str = "bert",
+) -> TextModelInfo:
+    """Metadata of a text model shipped as one ONNX file (it carries none itself)."""
+    return TextModelInfo(
+        path=path,
+        architecture=architecture,
+        dim=dim,
+        max_tokens=max_tokens,
+        pooling=pooling,
+        normalize=normalize,
+        format="onnx",
+        tokenizer_path=tokenizer_path,
+    )
 
 
 def read_model_info(path: Path, default_pooling: Pooling = "mean") -> TextModelInfo:
@@ -128,50 +160,70 @@ def read_model_info(path: Path, default_pooling: Pooling = "mean") -> TextModelI
 
 
 class TextEncoder:
-    """Tokenise and run one transformer; pools token states into one float32 vector per text.
+    """Tokenise texts and pool a backend's token states into one float32 vector per text.
 
-    `compile=True` wraps the model in `torch.compile` (see `EmbedderOptions`); `compiled` says
-    whether forwards still go through it (False again after the backend failed to compile).
+    The backend (`models.backends`) only runs the transformer; everything around it (special
+    tokens, truncation, padding, pooling) is here, shared by all backends. Built without a
+    `backend`, it loads the transformers model and runs it with torch in `dtype` (`compile=True`
+    wraps it in `torch.compile`, see `EmbedderOptions`).
     """
 
     def __init__(
-        self, info: TextModelInfo, device: str, dtype: torch.dtype, compile: bool = False
+        self,
+        info: TextModelInfo,
+        device: str,
+        dtype: torch.dtype = torch.float32,
+        compile: bool = False,
+        backend: Backend | None = None,
+        request: Request | None = None,
     ) -> None:
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        """`backend`: run this one; `request`: choose one (`backends.select`); neither: torch."""
+        from transformers import AutoTokenizer
 
         self.info = info
         self.device = torch.device(device)
-        self.dtype = dtype
-        self.adapters = _task_adapters(info.path)
+        self.adapters = _task_adapters(info.path) if info.format == "transformers" else {}
         if compile and self.adapters:  # before loading the weights
             raise InputError("compile=True is not supported for models with task adapters")
-        hf_logging.set_verbosity_error()  # length warnings are reported by embedbox itself
-        hf_logging.disable_progress_bar()
-        logging.getLogger("transformers").setLevel(logging.ERROR)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(info.path), local_files_only=True)
-            model = AutoModel.from_pretrained(
-                str(info.path), local_files_only=True, dtype=dtype, attn_implementation="sdpa"
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                str(info.tokenizer_path or info.path), local_files_only=True
             )
         except (OSError, ValueError) as exc:
-            raise ModelNotFound(f"cannot load the model in {info.path}: {exc}") from exc
-        if self.adapters:
-            model = _with_adapters(model, self.adapters)
-        self.model = model.to(self.device).eval()
-        self._forward: Any = self.model
-        self.compiled = False
-        if compile:
-            # Dynamic shapes: one graph serves every batch size and length (a batch of one is
-            # padded to two rows, since dynamo specialises sizes 0 and 1). Freezing folds the
-            # weights into the graph so inductor can pre-pack them for oneDNN.
-            self._forward = torch.compile(self.model, dynamic=True, options={"freezing": True})
-            self.compiled = True
+            raise ModelNotFound(f"cannot load the tokenizer of {info.path}: {exc}") from exc
         self._active_task: str | None = None
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         self.pad_id = int(self.tokenizer.pad_token_id)
         self.special_prefix, self.special_suffix = self._special_tokens()
+        self._types = "token_type_ids" in self.tokenizer.model_input_names and (
+            info.architecture in {"bert", "nomic_bert"}
+        )
+        self.selection: Selection | None = None
+        if backend is None and request is not None:
+            from embedbox.models.backends.select import open_backend
+
+            backend, self.selection = open_backend(self, request)
+        if backend is None:
+            model = load_model(info.path, dtype)
+            if self.adapters:
+                model = with_adapters(model, self.adapters)
+            backend = TorchBackend(model, self.device, compile=compile)
+        self.backend: Backend = backend
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The compute dtype (torch.int8 for int8 models)."""
+        return COMPUTE_DTYPES.get(self.backend.compute, torch.float32)
+
+    @property
+    def compiled(self) -> bool:
+        return bool(getattr(self.backend, "compiled", False))
+
+    @property
+    def model(self) -> Any:
+        """The transformers model when the backend is torch (None otherwise)."""
+        return getattr(self.backend, "model", None)
 
     def _special_tokens(self) -> tuple[list[int], list[int]]:
         """The ids the tokenizer puts around a text (e.g. [CLS] ... [SEP])."""
@@ -222,76 +274,37 @@ class TextEncoder:
         if task not in self.adapters:
             raise InputError(f"unknown task {task!r}; choose one of {sorted(self.adapters)}")
         if task != self._active_task:
-            self.model.set_adapter(_adapter_name(task))
+            self.backend.set_adapter(adapter_name(task))
             self._active_task = task
 
-    def _pad(self, batch: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def inputs(self, batch: Sequence[list[int]]) -> dict[str, torch.Tensor]:
+        """A padded batch on the CPU: input_ids, attention_mask (and token_type_ids for BERTs)."""
         width = max(len(ids) for ids in batch)
         input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, ids in enumerate(batch):
             input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
             mask[row, : len(ids)] = 1
-        return input_ids.to(self.device), mask.to(self.device)
+        out = {"input_ids": input_ids, "attention_mask": mask}
+        if self._types:
+            out["token_type_ids"] = torch.zeros_like(input_ids)
+        return out
 
-    @torch.inference_mode()
-    def token_states(self, batch: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def token_states(
+        self, batch: Sequence[list[int]], backend: Backend | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Last hidden states (float32) and the attention mask for a batch of token id lists."""
-        rows = len(batch)
-        if self.compiled and rows == 1:
-            batch = [batch[0], batch[0]]
-        input_ids, mask = self._pad(batch)
-        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
-        if "token_type_ids" in self.tokenizer.model_input_names and self.info.architecture in {
-            "bert",
-            "nomic_bert",
-        }:
-            kwargs["token_type_ids"] = torch.zeros_like(input_ids)
-        out = self._run(kwargs)
-        return out.last_hidden_state[:rows].float(), mask[:rows]
+        inputs = self.inputs(batch)
+        states = (backend or self.backend).token_states(inputs)
+        return states, inputs["attention_mask"].to(states.device)
 
-    def _run(self, kwargs: dict[str, Any]) -> Any:
-        if not self.compiled:
-            return self.model(**kwargs)
-        from torch._dynamo.exc import BackendCompilerFailed  # InductorError is one too
-
-        try:
-            return self._forward(**kwargs)
-        except BackendCompilerFailed as exc:
-            warnings.warn(
-                f"torch.compile could not compile the model ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}); running it uncompiled",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            self._forward, self.compiled = self.model, False
-            return self.model(**kwargs)
-
-    @torch.inference_mode()
-    def embed_batch(self, batch: Sequence[list[int]], prompt_tokens: int = 0) -> np.ndarray:
+    def embed_batch(
+        self, batch: Sequence[list[int]], prompt_tokens: int = 0, backend: Backend | None = None
+    ) -> np.ndarray:
         """Pooled (not yet normalised) float32 vectors for already-tokenised texts."""
-        states, mask = self.token_states(batch)
-        return pool(states, mask, self.info.pooling, prompt_tokens).cpu().numpy()
-
-
-def _with_adapters(model: Any, adapters: dict[str, Path]) -> Any:
-    """Wrap `model` with every task's LoRA adapter (peft); one is made active per call."""
-    try:
-        from peft import PeftModel
-    except ImportError as exc:
-        raise ModelNotFound(
-            "this model carries task adapters; install peft (`pip install peft`)"
-        ) from exc
-    tasks = list(adapters.items())
-    first, path = tasks[0]
-    wrapped = PeftModel.from_pretrained(model, str(path), adapter_name=_adapter_name(first))
-    for task, path in tasks[1:]:
-        wrapped.load_adapter(str(path), adapter_name=_adapter_name(task))
-    return wrapped
-
-
-def _adapter_name(task: str) -> str:
-    return task.replace(".", "_")  # torch module names cannot contain dots
+        with torch.inference_mode():
+            states, mask = self.token_states(batch, backend)
+            return pool(states, mask, self.info.pooling, prompt_tokens).cpu().numpy()
 
 
 def pool(states: torch.Tensor, mask: torch.Tensor, how: Pooling, skip: int = 0) -> torch.Tensor:
@@ -301,7 +314,9 @@ def pool(states: torch.Tensor, mask: torch.Tensor, how: Pooling, skip: int = 0) 
         mask[:, 1 : 1 + skip] = 0  # keep [CLS]; drop prompt tokens, as include_prompt=False does
     m = mask.unsqueeze(-1).to(states.dtype)
     if how == "mean":
-        return (states * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        # where, not a product: a backend may leave non-finite values at padded positions
+        kept = torch.where(m > 0, states, torch.zeros((), dtype=states.dtype))
+        return kept.sum(1) / m.sum(1).clamp(min=1e-9)
     if how == "cls":
         return states[:, 0]
     if how == "max":

@@ -142,7 +142,7 @@ def run_ray(spec: JobSpec, shards: list[Shard], on_done: OnDone) -> dict[str, An
             fn_constructor_kwargs={"spec": spec, "threads": threads, "gpu": bool(num_gpus)},
             batch_size=1,
             batch_format="numpy",
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=workers),  # `concurrency=` is deprecated
             num_cpus=threads if not num_gpus else 1,
             num_gpus=num_gpus or None,
         )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedbox.embed import DTYPES, Embedder
+from embedbox.embed import Embedder
 from embedbox.errors import Conflict, InputError
 from embedbox.scale import manifest as mf
 from embedbox.scale.engines import run_local, run_ray
@@ -58,8 +58,10 @@ def run_job(
     out = spec.output_dir
     if out.exists() and not out.is_dir():
         raise InputError(f"--output {out} is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
     planned = plan(spec.inputs, spec.shard_rows, spec.text_column)
+    if not any(info.rows for info, _ in planned):
+        raise InputError(f"no rows to embed in {', '.join(spec.inputs)}")
+    out.mkdir(parents=True, exist_ok=True)
     inputs = [dict(info.__dict__) for info, _ in planned]
     old = mf.load(out)
     if spec.overwrite:
@@ -135,7 +137,7 @@ def run_job(
 def _check_embedder(emb: Embedder, spec: JobSpec) -> None:
     from embedbox.catalog import same_model
 
-    compute = next(name for name, dtype in DTYPES.items() if dtype == emb.dtype)
+    compute = emb.compute
     if not same_model(emb.name, spec.model) or spec.compute not in (
         "auto",
         compute,

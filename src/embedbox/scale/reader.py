@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from embedbox.errors import InputError, NotFound
-from embedbox.io import READ_FORMATS, detect_format
+from embedbox.io import READ_FORMATS, check_text_file, detect_format
 
 SUFFIXES = {".txt", ".text", ".md", ".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet"}
 
@@ -71,9 +71,12 @@ class ShardRows:
         return list(self.table.column(name).to_pylist())
 
     def take(self, indices: list[int]) -> pa.Table:
-        """The rows at `indices` as an Arrow table."""
+        """The rows at `indices` as an Arrow table, with every column of the shard's records
+        (so a shard whose rows were all set aside keeps its columns)."""
         if self.table is None:
-            return _table([self.records[i] for i in indices] if self.records else [])
+            records = self.records or []
+            names = list(dict.fromkeys(k for r in records for k in r))
+            return _table([records[i] for i in indices], names)
         return self.table.take(pa.array(indices, pa.int64()))
 
 
@@ -97,7 +100,7 @@ def discover(inputs: tuple[str, ...]) -> list[tuple[Path, str]]:
         if key in keys and keys[key].resolve() != path.resolve():
             raise InputError(
                 f"two inputs are both named {key!r} ({keys[key]} and {path}); default ids would "
-                "clash: pass --id-column or rename one"
+                "clash: pass --id-field or rename one"
             )
         keys[key] = path
     return found
@@ -110,6 +113,8 @@ def plan(
     out = []
     for index, (path, key) in enumerate(discover(inputs)):
         fmt = detect_format(path)
+        if fmt != "parquet":
+            check_text_file(path)
         stat = path.stat()
         rows, offsets = _count(path, fmt, shard_rows)
         _check_column(path, fmt, text_column)
@@ -167,7 +172,7 @@ def _count(path: Path, fmt: str, shard_rows: int) -> tuple[int, list[int]]:
 def _check_column(path: Path, fmt: str, column: str) -> None:
     if fmt == "txt":
         if column != "text":
-            raise InputError(f"{path}: text files have one column, 'text'; drop --text-column")
+            raise InputError(f"{path}: text files have one column, 'text'; drop --text-field")
         return
     if fmt == "parquet":
         names = _parquet(path).schema_arrow.names
@@ -179,7 +184,7 @@ def _check_column(path: Path, fmt: str, column: str) -> None:
     if column not in names:
         raise InputError(
             f"{path}: no column {column!r} (columns: {', '.join(map(str, names)) or 'none'}); "
-            "pass --text-column NAME"
+            "pass --text-field NAME"
         )
 
 
@@ -239,9 +244,8 @@ def _csv(fh: Any, path: Path) -> Iterator[dict[str, Any]]:
     return csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
 
 
-def _table(records: list[dict[str, Any]]) -> pa.Table:
-    """Records -> table over the union of their keys; a column of mixed types becomes JSON text."""
-    names = list(dict.fromkeys(k for r in records for k in r))
+def _table(records: list[dict[str, Any]], names: list[Any]) -> pa.Table:
+    """Records -> table with these columns; a column of mixed types becomes JSON text."""
     columns = {}
     for name in names:
         values = [r.get(name) for r in records]

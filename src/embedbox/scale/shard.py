@@ -76,6 +76,8 @@ def process(shard: Shard, spec: JobSpec, emb: Embedder) -> dict[str, Any]:
     for name in _keep(spec, picked.column_names):
         present = name in picked.column_names
         columns[name] = picked.column(name) if present else pa.nulls(len(good_ids))
+    if spec.keep is None and spec.text_column not in columns:  # no row could be read at all
+        columns[spec.text_column] = pa.array([], pa.string())
     out = Path(spec.output)
     _write_part(pa.table(columns), out / f"{shard.name}.parquet")
     _write_errors(errors, out / ERRORS_DIR / f"{shard.name}.jsonl")

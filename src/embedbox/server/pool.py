@@ -96,6 +96,7 @@ class ModelPool:
             return Embedder(
                 self.sources[name],
                 compute=s.compute,
+                backend=s.backend,
                 threads=s.threads,
                 batch_tokens=s.batch_tokens,
             )

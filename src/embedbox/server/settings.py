@@ -30,6 +30,7 @@ class ServerSettings:
     preload: bool = True  # load every model at start; False: each on first use
     lazy_models: tuple[str, ...] = ()  # loaded on first use even when preload is True
     compute: str = "auto"
+    backend: str = "auto"  # auto | torch | openvino (see EmbedderOptions.backend)
     threads: int | None = None
     api_keys: tuple[ApiKey, ...] = field(default=(), repr=False)
     insecure_no_auth: bool = False  # allow a non-loopback bind without keys

@@ -709,8 +709,9 @@ class Collection:
     def _writable(self) -> None:
         if self.read_only:
             raise StorageError(
-                f"collection {self.name!r} is open read-only (its folder or database file "
-                "cannot be written); make it writable to change it"
+                f"collection {self.name!r} is open read-only ({self.path} or its database "
+                "cannot be written); make it writable to change it",
+                "read_only",
             )
 
     def _write(self) -> Any:

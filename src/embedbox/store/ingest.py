@@ -2,30 +2,34 @@
 
 Formats: txt (one document per line, or per file), markdown (one document per file; simple
 `---` front matter becomes metadata, the first `# heading` the title), jsonl, csv/tsv and
-parquet (pick the id / text / metadata / vector fields). Ids are taken from `id_field` or
-derived from the file and record number, so re-running an ingest finds the documents it already
-stored: unchanged ones are skipped without embedding, changed ones replaced. Each batch is one
-transaction; a crash loses at most the batch in flight.
+parquet (pick the id / text / metadata / vector fields). CSV columns and front-matter values
+are typed (int, float, true/false) unless `infer_types=False`, so range filters compare
+numbers. Ids are taken from `id_field` or derived from the file and record number, so re-running
+an ingest finds the documents it already stored: unchanged ones are skipped without embedding,
+changed ones replaced. Each batch is one transaction; a crash loses at most the batch in flight.
+The input is checked (files, the first records' fields, that there is any text) before anything
+is written, so a bad input leaves the collection as it was.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from embedbox.errors import Conflict, InputError, NotFound, StorageError
-from embedbox.io import read_records
+from embedbox.io import check_text_file, csv_columns, iter_records, place, read_text, scalar
 from embedbox.store.collection import Collection
 from embedbox.types import Progress
 
 __all__ = [
     "IngestOptions",
     "IngestReport",
+    "check_input",
     "find_files",
     "ingest",
     "iter_documents",
@@ -54,7 +58,9 @@ class IngestOptions:
     `metadata_fields`: None keeps every other scalar field of a record; () keeps none.
     `text_unit` for .txt files: "line" (one document per line), "file" (one per file) or
     "auto" (lines for a file named directly, whole files for files found in a folder).
-    Every document also gets `source` (its file) in its metadata.
+    Every document also gets `source` (its file) in its metadata. `infer_types`: CSV/TSV
+    columns whose every value is a number (or true/false) and front-matter values that are
+    become numbers (bools); empty CSV values leave the key out. False keeps every value as text.
     """
 
     id_field: str | None = None
@@ -63,6 +69,7 @@ class IngestOptions:
     vector_field: str | None = None
     text_unit: Unit = "auto"
     batch_size: int = 64
+    infer_types: bool = True
 
 
 @dataclass
@@ -116,35 +123,45 @@ def find_files(paths: Sequence[str | Path]) -> list[tuple[Path, str, bool]]:
 
 def iter_documents(path: Path, name: str, direct: bool, opts: IngestOptions) -> Iterator[Doc]:
     """Documents of one file, with deterministic ids."""
-    kind = SUFFIXES[path.suffix.lower()]
-    if kind == "markdown" or (kind == "txt" and _whole_file(opts.text_unit, direct)):
-        text = path.read_text(encoding="utf-8", errors="replace")
+    if _is_whole(path, direct, opts):
+        kind = SUFFIXES[path.suffix.lower()]
+        text = read_text(path)
         meta: dict[str, Any] = {}
         if kind == "markdown":
-            text, meta = parse_markdown(text)
+            text, meta = parse_markdown(text, opts.infer_types)
         yield Doc(name, text, {**meta, "source": name})
         return
-    if kind == "txt":
-        for n, record in enumerate(read_records(path), 1):
-            yield Doc(f"{name}:{n}", record["text"], {"source": name, "line": n})
+    if SUFFIXES[path.suffix.lower()] == "txt":
+        for n, (line, record) in enumerate(iter_records(path), 1):
+            yield Doc(f"{name}:{n}", record["text"], {"source": name, "line": line})
         return
-    for n, record in enumerate(read_records(path), 1):
-        yield _record_doc(record, name, n, opts)
+    # An empty CSV value leaves its key out; the column is there all the same.
+    columns = set(csv_columns(path)) if path.suffix.lower() in (".csv", ".tsv") else set()
+    raw = (opts.text_field, opts.id_field, opts.vector_field)
+    records = iter_records(path, infer_types=opts.infer_types, raw_fields=raw)
+    for n, (at, record) in enumerate(records, 1):
+        yield _record_doc(record, name, n, place(path, at), opts, columns)
 
 
-def _record_doc(record: dict[str, Any], name: str, n: int, opts: IngestOptions) -> Doc:
-    where = f"{name} record {n}"
+def _record_doc(
+    record: dict[str, Any],
+    name: str,
+    n: int,
+    where: str,
+    opts: IngestOptions,
+    columns: set[str],
+) -> Doc:
     if opts.text_field not in record and opts.vector_field is None:
         fields = ", ".join(map(str, record)) or "none"
         raise InputError(
-            f"{where} has no field {opts.text_field!r} (fields: {fields}); "
+            f"{where}: no field {opts.text_field!r} (fields: {fields}); "
             "choose one with --text-field"
         )
     text = record.get(opts.text_field)
     text = "" if text is None else str(text)
     if opts.id_field is not None:
         if record.get(opts.id_field) in (None, ""):
-            raise InputError(f"{where} has no value in id field {opts.id_field!r}")
+            raise InputError(f"{where}: no value in id field {opts.id_field!r}")
         doc_id = str(record[opts.id_field])
     else:
         doc_id = f"{name}:{n}"
@@ -166,22 +183,30 @@ def _record_doc(record: dict[str, Any], name: str, n: int, opts: IngestOptions) 
         ):
             meta[key] = value
     if keep is not None:
-        missing = [k for k in keep if k not in record]
+        missing = [k for k in keep if k not in record and k not in columns]
         if missing:
-            raise InputError(f"{where} has no metadata field(s) {', '.join(map(repr, missing))}")
+            raise InputError(f"{where}: no metadata field(s) {', '.join(map(repr, missing))}")
     return Doc(doc_id, text, meta, None if vector is None else list(vector))
 
 
-def parse_markdown(text: str) -> tuple[str, dict[str, Any]]:
-    """Strip simple `key: value` front matter into metadata; the first `# ` heading is `title`."""
+def parse_markdown(text: str, infer_types: bool = True) -> tuple[str, dict[str, Any]]:
+    """Strip simple `key: value` front matter into metadata; the first `# ` heading is `title`.
+
+    `infer_types`: values that read as numbers or true/false become them (a quoted "2001"
+    stays text); empty values are left out. False keeps every value as text."""
     meta: dict[str, Any] = {}
     if text.startswith("---\n"):
         end = text.find("\n---", 4)
         if end != -1:
             for line in text[4:end].splitlines():
                 key, sep, value = line.partition(":")
-                if sep and key.strip() and not line.startswith((" ", "\t", "-")):
-                    meta[key.strip()] = value.strip().strip("'\"")
+                if not sep or not key.strip() or line.startswith((" ", "\t", "-")):
+                    continue
+                value = value.strip()
+                if not infer_types:
+                    meta[key.strip()] = value.strip("'\"")
+                elif value not in ("", "~", "null"):
+                    meta[key.strip()] = scalar(value)
             text = text[end + 4 :].lstrip("\n")
     for line in text.splitlines():
         if line.startswith("# "):
@@ -190,16 +215,43 @@ def parse_markdown(text: str) -> tuple[str, dict[str, Any]]:
     return text, meta
 
 
+def check_input(paths: Sequence[str | Path], options: IngestOptions | None = None) -> None:
+    """Check an input before anything is written: the files exist and are text, the first
+    record of each has the fields asked for, and there is some text (or vector) to add.
+
+    Raises `InputError` / `NotFound`; reads each file only up to its first record (and on to
+    the first document with text, until one is found)."""
+    opts = options or IngestOptions()
+    if opts.batch_size < 1:
+        raise InputError("batch_size must be at least 1")
+    _whole_file(opts.text_unit, True)
+    quick = replace(opts, infer_types=False)  # typing CSV columns would read whole files
+    found = False
+    for path, name, direct in find_files(paths):
+        if found and _is_whole(path, direct, opts):
+            check_text_file(path)  # a whole-file document has no fields to check
+            continue
+        for doc in iter_documents(path, name, direct, quick):
+            found = found or bool(doc.text.strip()) or doc.vector is not None
+            if found:
+                break  # this file's first record is checked and there is text to add
+    if not found:
+        given = ", ".join(map(str, paths))
+        raise InputError(f"no text to add: {given} holds no document with text")
+
+
 def ingest(
     col: Collection,
     paths: Sequence[str | Path],
     options: IngestOptions | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Add or update every document found under `paths`; safe to re-run (resumes)."""
+    """Add or update every document found under `paths`; safe to re-run (resumes).
+
+    The input is checked first (`check_input`), so an input without text, or whose first
+    records lack a field asked for, is an `InputError` before anything is written."""
     opts = options or IngestOptions()
-    if opts.batch_size < 1:
-        raise InputError("batch_size must be at least 1")
+    check_input(paths, opts)
     files = find_files(paths)
     report = IngestReport(files=len(files), sources=[str(f) for f, _, _ in files])
     total = sum(_count(f, direct, opts) for f, _, direct in files)
@@ -271,8 +323,7 @@ def _flush(col: Collection, batch: list[Doc], report: IngestReport) -> int:
 
 def _count(path: Path, direct: bool, opts: IngestOptions) -> int:
     """Cheap record count for the progress bar."""
-    kind = SUFFIXES[path.suffix.lower()]
-    if kind == "markdown" or (kind == "txt" and _whole_file(opts.text_unit, direct)):
+    if _is_whole(path, direct, opts):
         return 1
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
@@ -284,6 +335,12 @@ def _count(path: Path, direct: bool, opts: IngestOptions) -> int:
     with path.open("rb") as fh:
         lines = sum(1 for line in fh if line.strip())
     return max(lines - 1, 0) if path.suffix.lower() in (".csv", ".tsv") else lines
+
+
+def _is_whole(path: Path, direct: bool, opts: IngestOptions) -> bool:
+    """Is this file one document (markdown; txt found in a folder or with text_unit="file")?"""
+    kind = SUFFIXES[path.suffix.lower()]
+    return kind == "markdown" or (kind == "txt" and _whole_file(opts.text_unit, direct))
 
 
 def _whole_file(unit: Unit, direct: bool) -> bool:

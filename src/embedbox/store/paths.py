@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
+from embedbox.dirs import data_dir
 from embedbox.errors import InputError
 
 DB_FILE = "collection.db"
@@ -14,17 +14,8 @@ _NAME = re.compile(NAME_PATTERN)
 
 
 def resolve_data_dir(override: str | Path | None = None) -> Path:
-    """`override`, else $EMBEDBOX_DATA_DIR, else $XDG_DATA_HOME/embedbox, else the platform's
-    user data dir (~/.local/share/embedbox on Linux)."""
-    if override is not None:
-        return Path(override).expanduser()
-    if os.environ.get("EMBEDBOX_DATA_DIR"):
-        return Path(os.environ["EMBEDBOX_DATA_DIR"]).expanduser()
-    if os.environ.get("XDG_DATA_HOME"):
-        return Path(os.environ["XDG_DATA_HOME"]).expanduser() / "embedbox"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("embedbox", appauthor=False))
+    """`override`, else the data dir (see `embedbox.dirs`)."""
+    return data_dir(override)
 
 
 def is_path(name_or_path: str | Path) -> bool:

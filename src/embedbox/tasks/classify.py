@@ -7,6 +7,7 @@ Arrays first: `LinearHead` / `KnnHead` work on vectors; `TextClassifier` adds th
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from embedbox.errors import InputError, NotFound, require
+from embedbox.errors import EmbedboxWarning, InputError, NotFound, require
 from embedbox.similarity import as_matrix, normalize
 
 if TYPE_CHECKING:
@@ -323,9 +324,27 @@ class Report:
         }
 
 
-def evaluate(y_true: Sequence[str], y_pred: Sequence[str]) -> Report:
-    """Classification report from true and predicted labels."""
+def evaluate(
+    y_true: Sequence[str],
+    y_pred: Sequence[str],
+    classes: Sequence[str] | None = None,
+    source: str = "the data",
+) -> Report:
+    """Classification report from true and predicted labels.
+
+    `classes`: the labels the classifier knows; true labels outside them (which it can never
+    predict) are named in one `EmbedboxWarning` about `source`."""
     require("sklearn", "tasks")
+    if classes is not None:
+        unknown = sorted(set(y_true) - set(classes))
+        if unknown:
+            shown = ", ".join(map(repr, unknown[:10])) + (" ..." if len(unknown) > 10 else "")
+            warnings.warn(
+                f"{source}: {len(unknown)} label(s) the classifier was not trained on: {shown} "
+                f"(it knows {', '.join(map(repr, classes))}); their examples all count as wrong",
+                EmbedboxWarning,
+                stacklevel=2,
+            )
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
     if len(y_true) != len(y_pred):

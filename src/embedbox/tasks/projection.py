@@ -56,8 +56,9 @@ def project(vectors: np.ndarray, method: ProjectMethod = "auto", seed: int = 0) 
         import umap
 
         neighbours = min(15, n - 1)
+        # A seed makes UMAP single-threaded; saying n_jobs=1 spares its warning about that.
         reducer = umap.UMAP(
-            n_components=2, n_neighbors=neighbours, metric="cosine", random_state=seed
+            n_components=2, n_neighbors=neighbours, metric="cosine", random_state=seed, n_jobs=1
         )
         coords = reducer.fit_transform(x)
     else:
