@@ -1,11 +1,14 @@
-"""Collections: documents, metadata and vectors in SQLite, searched by meaning or keywords.
+"""Collections: documents and metadata in SQLite, vectors in a memory-mapped file beside it,
+searched by meaning or keywords.
 
 collection.py  `Collection`, the facade: open / add / upsert / delete / get / search
 validate.py    checking a batch before anything is embedded or stored
 embedding.py   chunk spans and vectors of documents (takes an embedder, never the collection)
 rows.py        all row-level SQL        db.py       connection, schema, migrations
-search.py      top-k, hits, keyword and hybrid ranking      filters.py  `where` -> SQL
-vectors.py     the in-memory vector table        ann.py      the FAISS HNSW index
+search.py      the filter planner, hits, keyword and hybrid ranking   filters.py  `where` -> SQL
+vecfile.py     the vector file: each vector once, memory-mapped     slots.py  writing it
+vectors.py     the row arrays beside the mapped vectors   ann.py  FAISS HNSW / IVF over slots
+packed.py      checksummed array files (the derived rows.bin and index.faiss)
 chunking.py    token windows       paths.py  where collections live
 ingest.py      files and folders into a collection          images.py  image collections
 """

@@ -4,8 +4,9 @@
 >>> col.add(["Rain is forecast for Sydney", "Stocks fell"], metadatas=[{"topic": "weather"}, {}])
 >>> col.search("weather in Australia", k=5, where={"topic": "weather"})
 
-SQLite (one file per collection, WAL) is the source of truth; the vector matrix and the HNSW index
-are derived and rebuilt from it when missing or stale. Long texts are split into token windows
+SQLite (one file per collection, WAL) holds the documents, metadata and chunks; the vector file
+holds each chunk vector once (both are the collection's data). The row arrays and the ANN index
+are derived and rebuilt from them when missing or stale. Long texts are split into token windows
 ("chunks"); search ranks documents by their best chunk and hits carry that chunk's span.
 The collection embeds texts itself and hands only vectors to the search and storage helpers.
 """
@@ -36,7 +37,7 @@ from embedbox.errors import (
     StorageError,
 )
 from embedbox.inputs import check_unicode
-from embedbox.store import db, filters
+from embedbox.store import db, filters, slots, vecfile
 from embedbox.store import embedding as em
 from embedbox.store import rows as sq
 from embedbox.store import search as sr
@@ -131,6 +132,7 @@ class Collection:
         self.kind: str = self.meta["kind"]
         self.chunking = ChunkOptions(**self.meta["chunking"])
         self.ann_options = ann or AnnOptions()
+        self.ann_options.check()
         self._embedder = embedder
         self._lock = threading.RLock()
         self._filters = sr.FilterCache()
@@ -184,7 +186,7 @@ class Collection:
                 read_only = not os.access(folder, os.W_OK) or not os.access(db_path, os.W_OK)
             conn = db.connect(db_path, read_only=read_only)
             try:
-                db.migrate(conn, db_path)
+                db.migrate(conn, db_path, read_only)
                 col = cls(folder, conn, embedder=embedder, ann=ann, read_only=read_only)
             except sqlite3.DatabaseError as exc:
                 conn.close()
@@ -206,6 +208,8 @@ class Collection:
             ann = _ANN.get(self._key)
             if ann is not None:
                 ann.flush()
+            if not self.read_only and self.dim:
+                shared_table(self._key, self.dim, self.precision).save()
             self.conn.close()
 
     def __enter__(self) -> Collection:
@@ -278,12 +282,12 @@ class Collection:
         if taken:
             raise Conflict(va.conflict_message(self.name, list(taken)))
         prepared = self._prepare(texts, vectors)  # embedding: no lock held
-        with self._lock, self._write() as conn:
+        with self._lock, self._write() as conn, self._append(conn) as out:
             taken = sq.existing(conn, id_list)
             if taken:
                 raise Conflict(va.conflict_message(self.name, list(taken)))
             for doc_id, text, meta, prep in zip(id_list, texts, metas, prepared, strict=True):
-                sq.insert(conn, doc_id, text, meta or {}, prep, self.precision)
+                sq.insert(conn, doc_id, text, meta or {}, prep, out.add(prep.vectors))
         return id_list
 
     def upsert(
@@ -328,7 +332,8 @@ class Collection:
         ):
             stats.unchanged = len(id_list)  # nothing to write, so the generation stays
             return stats
-        with self._lock, self._write() as conn:
+        old_file = None
+        with self._lock, self._write() as conn, self._append(conn) as out:
             old = sq.existing(conn, id_list)
             removed = False
             for i, (doc_id, meta) in enumerate(zip(id_list, metas, strict=True)):
@@ -350,9 +355,11 @@ class Collection:
                     stats.added += 1
                 if prep is None:  # added by another writer since, then removed: embed now
                     prep = self._prepare([texts[i]], va.pick_rows(vectors, [i]))[0]
-                sq.insert(conn, doc_id, texts[i], meta or {}, prep, self.precision)
+                sq.insert(conn, doc_id, texts[i], meta or {}, prep, out.add(prep.vectors))
             if removed:
                 db.mark_deleted(conn)
+                old_file = self._compact(conn, out)
+        self._removed(old_file)
         return stats
 
     @_guarded
@@ -390,6 +397,7 @@ class Collection:
         id_list = None if ids is None else va.check_ids(ids)
         given = where is not None or where_document is not None
         compiled = Filters(where, where_document).sql() if given else None
+        old_file = None
         with self._lock, self._write() as conn:
             rids: set[int] | None = None
             if id_list is not None:
@@ -400,7 +408,9 @@ class Collection:
             if rids:
                 sq.delete_docs(conn, sorted(rids))
                 db.mark_deleted(conn)
-            return len(rids or ())
+                old_file = self._compact(conn, None)
+        self._removed(old_file)
+        return len(rids or ())
 
     # ---- reading ------------------------------------------------------------------------
     @_guarded
@@ -509,12 +519,22 @@ class Collection:
             "count": count,
             "chunks": chunks,
             "chunking": asdict(self.chunking),
-            "index": "hnsw" if chunks > self.ann_options.threshold else "exact",
+            "index": self._index_kind(chunks),
             "generation": gen,
             "schema_version": version,
             "created": self.meta.get("created"),
             "read_only": self.read_only,
         }
+
+    def _index_kind(self, chunks: int) -> str:
+        """exact, hnsw or ivf: what searches of the whole collection use."""
+        if chunks <= self.ann_options.threshold:
+            return "exact"
+        ann = _ANN.get(self._key)
+        if ann is not None and ann.kind:
+            return ann.kind
+        itemsize = vecfile.DTYPES[self.precision].itemsize
+        return self.ann_options.kind_for(chunks, self.dim or 0, itemsize)
 
     def check(self) -> list[str]:
         """SQLite's integrity check of the collection's database: [] when sound."""
@@ -712,10 +732,39 @@ class Collection:
         return prepared
 
     def _stored_vectors(self, hashes: list[str]) -> dict[str, np.ndarray]:
-        if self.dim is None:
+        if self.dim is None or not hashes:
             return {}
         with self._lock:
-            return sq.vectors_by_hash(self.conn, hashes, self.dim, self.precision)
+            self.conn.execute("BEGIN")  # slots and the file they refer to agree
+            try:
+                found = sq.slots_by_hash(self.conn, hashes)
+                epoch, _ = db.vector_state(self.conn)
+            finally:
+                self.conn.execute("COMMIT")
+        if not found:
+            return {}
+        path = self.path / vecfile.file_name(epoch)
+        try:
+            mat = vecfile.read_rows(path, self.dim, self.precision, list(found.values()))
+        except OSError:  # compacted meanwhile: embed them again
+            return {}
+        return dict(zip(found, mat, strict=True))
+
+    def _append(self, conn: sqlite3.Connection) -> Any:
+        """Inside a write: slots for new vectors, written and synced before the commit."""
+        return slots.appending(conn, self.path, self.dim or 0, self.precision)
+
+    def _compact(self, conn: sqlite3.Connection, out: vecfile.Appender | None) -> Path | None:
+        """Inside a write that removed chunks: compact the vector file when enough of it is
+        dead (new vectors of this write are written first)."""
+        if out is not None:
+            slots.commit(conn, out)
+        return slots.compact_if_needed(conn, self.path, self.dim, self.precision)
+
+    def _removed(self, old_file: Path | None) -> None:
+        """After the commit of a compaction: the previous vector file can go."""
+        if old_file is not None:
+            old_file.unlink(missing_ok=True)
 
     def _set_dim(self, dim: int) -> None:
         if self.dim is None:
@@ -729,6 +778,10 @@ class Collection:
         """The shared vector table, brought up to date only when the database changed: `PRAGMA
         data_version` (commits by other connections) and `total_changes` (this one's) are far
         cheaper per search than reading the generation rows."""
+        if self.dim is None:  # another process may have stored the first vectors since
+            self.meta["dim"] = db.read_meta(self.conn).get("dim")
+            if self.dim is None:
+                return VectorTable(0)
         shared = shared_table(self._key, self.dim or 0, self.precision)
         table = shared.table
         version = self.conn.execute("PRAGMA data_version").fetchone()[0]

@@ -3,7 +3,12 @@
 One database file per collection. WAL journal (readers never block the writer), a long
 busy_timeout (no "database is locked" under contention), `BEGIN IMMEDIATE` write transactions and
 `synchronous=FULL` (a committed batch survives a crash). Every write bumps `generation`, which
-keys the in-memory vector cache and the on-disk ANN index.
+keys the in-memory vector table and the on-disk ANN index.
+
+Schema 2 moved the chunk vectors out of SQLite into the collection's vector file (vecfile.py):
+each chunk row records its `slot` there; meta `slots` is the number of committed slots and
+`vector_epoch` names the current file (compaction starts the next one). Content hashes are
+stored as 16 bytes instead of 32 hex digits.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from embedbox.errors import Conflict, StorageError
+import numpy as np
 
-SCHEMA_VERSION = 1
+from embedbox.errors import Conflict, StorageError
+from embedbox.store import vecfile
+
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 60_000
 CACHE_KIB = 64 * 1024  # page cache per connection
 MMAP_BYTES = 1 << 30  # address space only; SQLite caps it at its compile-time maximum
@@ -47,8 +55,14 @@ CREATE INDEX chunks_hash ON chunks(hash) WHERE hash IS NOT NULL;
 CREATE VIRTUAL TABLE fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
 """
 
+# Vectors live in the vector file; `vector` keeps an empty blob (the column is NOT NULL).
+_V2 = """
+ALTER TABLE chunks ADD COLUMN slot INTEGER;
+INSERT INTO meta(key, value) VALUES ('slots', '0'), ('vector_epoch', '0');
+"""
+
 # version -> script that brings a database from version-1 to version. Append, never edit.
-MIGRATIONS: dict[int, str] = {1: _V1}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 
 
 def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
@@ -178,7 +192,7 @@ def create(conn: sqlite3.Connection, meta: dict[str, Any]) -> None:
         raise
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> None:
+def migrate(conn: sqlite3.Connection, path: Path, read_only: bool = False) -> None:
     """Bring an existing database up to SCHEMA_VERSION, one transaction per step."""
     current = version(conn)
     if current > SCHEMA_VERSION:
@@ -188,17 +202,51 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         )
     if current == 0:
         raise StorageError(f"{path} is not an embedbox collection (no schema)")
+    if current < SCHEMA_VERSION and read_only:
+        raise StorageError(
+            f"{path} was written by an older embedbox (schema {current}); open it once with "
+            "write access to upgrade it",
+            "read_only",
+        )
     for v in range(current + 1, SCHEMA_VERSION + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
             if version(conn) < v:
                 _run_script(conn, MIGRATIONS[v])
+                if v == 2:
+                    _move_vectors_out(conn, path.parent)
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(v),))
                 conn.execute(f"PRAGMA user_version = {v}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+
+def _move_vectors_out(conn: sqlite3.Connection, folder: Path) -> None:
+    """Schema 1 -> 2, inside its transaction: chunk vectors from SQLite into the vector file, in
+    row id order, synced before the commit that records their slots; content hashes from hex
+    text to their 16 bytes."""
+    conn.create_function("unhex16", 1, lambda h: bytes.fromhex(h) if isinstance(h, str) else h)
+    conn.execute("UPDATE documents SET hash = unhex16(hash)")
+    conn.execute("UPDATE chunks SET hash = unhex16(hash) WHERE hash IS NOT NULL")
+    meta = read_meta(conn)
+    rows = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    if not rows or meta.get("dim") is None:
+        return
+    dim, precision = int(meta["dim"]), str(meta["precision"])
+    out = vecfile.Appender(folder / vecfile.file_name(0), dim, precision, 0)
+    cur = conn.execute("SELECT rid, vector FROM chunks ORDER BY rid")
+    slots: list[tuple[int, int]] = []
+    while batch := cur.fetchmany(10_000):
+        raw = np.frombuffer(b"".join(r[1] for r in batch), vecfile.DTYPES[precision])
+        first = out.add(raw.reshape(len(batch), dim))
+        slots += [(first + i, r[0]) for i, r in enumerate(batch)]
+        if out.pending >= 200_000:  # bounded memory for big collections
+            out.flush()
+    out.flush()
+    conn.executemany("UPDATE chunks SET slot = ?, vector = x'' WHERE rid = ?", slots)
+    set_meta(conn, "slots", out.slots)
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -218,6 +266,12 @@ def set_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (key, json.dumps(value)),
     )
+
+
+def vector_state(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(vector_epoch, slots): the current vector file and its number of committed slots."""
+    rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('vector_epoch', 'slots')"))
+    return int(rows["vector_epoch"]), int(rows["slots"])
 
 
 def generations(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -1,5 +1,7 @@
 """All row-level SQL of a collection: insert/delete documents with their chunks and FTS rows,
-look-ups by id, counts, the embedding cache, keyword (FTS5) queries and the rows behind hits."""
+look-ups by id, counts, the embedding cache, keyword (FTS5) queries, the rows behind hits and
+the chunk rows of the vector table. Vectors themselves live in the vector file; a chunk row
+records its slot there."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ import numpy as np
 
 from embedbox.inputs import may_need_repair, repair
 from embedbox.store.embedding import Prepared
-from embedbox.store.vectors import decode_vectors, encode_vector
 
 BATCH = 500  # values per SQL IN (...)
 HitRow = tuple[int, int, int, int, str, str, str, int]  # rid idx start end id text meta n_chunks
@@ -36,8 +37,17 @@ def existing(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, s
         for rid, doc_id, h, meta in conn.execute(
             f"SELECT rid, id, hash, metadata FROM documents WHERE id IN ({marks})", part
         ):
-            out[doc_id] = (rid, h, meta)
+            out[doc_id] = (rid, hex_hash(h), meta)
     return out
+
+
+def blob_hash(h: str | None) -> bytes | None:
+    """Content hashes (32 hex digits) are stored as their 16 bytes (schema 2)."""
+    return None if h is None else bytes.fromhex(h)
+
+
+def hex_hash(h: bytes | str) -> str:
+    return h.hex() if isinstance(h, bytes) else h
 
 
 def by_ids(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[str, str]]:
@@ -71,18 +81,15 @@ def set_metadata(conn: sqlite3.Connection, rid: int, meta: dict[str, Any]) -> No
     conn.execute("UPDATE documents SET metadata = ? WHERE rid = ?", (json.dumps(meta), rid))
 
 
-def vectors_by_hash(
-    conn: sqlite3.Connection, hashes: list[str], dim: int, precision: str
-) -> dict[str, np.ndarray]:
-    """Stored vectors of the chunks with these content hashes (the embedding cache)."""
-    out: dict[str, np.ndarray] = {}
+def slots_by_hash(conn: sqlite3.Connection, hashes: list[str]) -> dict[str, int]:
+    """Vector slots of stored chunks with these content hashes (the embedding cache)."""
+    out: dict[str, int] = {}
     for part in batches(hashes):
         rows = conn.execute(
-            f"SELECT hash, vector FROM chunks WHERE hash IN ({_marks(part)}) GROUP BY hash", part
-        ).fetchall()
-        if rows:
-            mat = decode_vectors([r[1] for r in rows], dim, precision)
-            out.update({r[0]: v for r, v in zip(rows, mat, strict=True)})
+            f"SELECT hash, MIN(slot) FROM chunks WHERE hash IN ({_marks(part)}) GROUP BY hash",
+            [blob_hash(h) for h in part],
+        )
+        out.update((hex_hash(h), slot) for h, slot in rows)
     return out
 
 
@@ -103,19 +110,18 @@ def insert(
     text: str,
     meta: dict[str, Any],
     prep: Prepared,
-    precision: str,
+    slot: int,
 ) -> None:
+    """A document and its chunks, whose vectors are at `slot`, `slot + 1`, ... of the file."""
     cur = conn.execute(
         "INSERT INTO documents(id, text, metadata, hash, n_chunks, added) VALUES (?,?,?,?,?,?)",
-        (doc_id, text, json.dumps(meta), prep.hash, len(prep.spans), time.time()),
+        (doc_id, text, json.dumps(meta), blob_hash(prep.hash), len(prep.spans), time.time()),
     )
     doc = cur.lastrowid
-    for idx, ((start, end), h, vec) in enumerate(
-        zip(prep.spans, prep.chunk_hashes, prep.vectors, strict=True)
-    ):
+    for idx, ((start, end), h) in enumerate(zip(prep.spans, prep.chunk_hashes, strict=True)):
         cur = conn.execute(
-            "INSERT INTO chunks(doc, idx, start, end, hash, vector) VALUES (?,?,?,?,?,?)",
-            (doc, idx, start, end, h, encode_vector(vec, precision)),
+            "INSERT INTO chunks(doc, idx, start, end, hash, vector, slot) VALUES (?,?,?,?,?,x'',?)",
+            (doc, idx, start, end, blob_hash(h), slot + idx),
         )
         conn.execute("INSERT INTO fts(rowid, text) VALUES (?, ?)", (cur.lastrowid, text[start:end]))
 
@@ -194,6 +200,41 @@ def doc_fields(
         sql = f"SELECT rid, {cols} FROM documents WHERE rid IN ({_marks(part)})"
         found.update((rid, (t, m)) for rid, t, m in conn.execute(sql, part))
     return found
+
+
+TableRow = tuple[int, int, int, int, int, int, str, int]  # rid doc idx start end n_chunks id slot
+
+
+def table_rows(conn: sqlite3.Connection, after: int) -> Iterator[list[TableRow]]:
+    """Chunk rows with row id > `after`, in row id order, in bounded batches."""
+    cur = conn.execute(
+        "SELECT c.rid, c.doc, c.idx, c.start, c.end, d.n_chunks, d.id, c.slot "
+        "FROM chunks c JOIN documents d ON d.rid = c.doc WHERE c.rid > ? ORDER BY c.rid",
+        (after,),
+    )
+    while rows := cur.fetchmany(20_000):
+        yield rows
+
+
+def rid_slots(conn: sqlite3.Connection, upto: int) -> np.ndarray:
+    """(row id, slot) of every chunk with row id <= `upto`, in row id order -> (n, 2) int64."""
+    cur = conn.execute("SELECT rid, slot FROM chunks WHERE rid <= ? ORDER BY rid", (upto,))
+    flat = np.fromiter((v for row in cur for v in row), np.int64)
+    return flat.reshape(-1, 2)
+
+
+def live_slots(conn: sqlite3.Connection) -> np.ndarray:
+    """Slots of all chunks, ascending (slots ascend with row ids)."""
+    cur = conn.execute("SELECT slot FROM chunks ORDER BY rid")
+    return np.fromiter((r[0] for r in cur), np.int64)
+
+
+def renumber_slots(conn: sqlite3.Connection) -> None:
+    """Slots 0, 1, ... in row id order (after the live rows were copied to a new file)."""
+    conn.execute(
+        "UPDATE chunks SET slot = r.n FROM (SELECT rid, row_number() OVER (ORDER BY rid) - 1 "
+        "AS n FROM chunks) AS r WHERE r.rid = chunks.rid"
+    )
 
 
 def load_metadata(raw: str) -> dict[str, Any]:

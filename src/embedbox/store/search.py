@@ -1,5 +1,5 @@
-"""Search primitives: vector top-k (exact or HNSW), filters as row positions,
-FTS5 queries, RRF fusion, and turning ranked chunk rows into `Hit`s.
+"""Search primitives: vector top-k (exact, or the index with a filter-aware plan), filters as
+row positions, FTS5 queries, RRF fusion, and turning ranked chunk rows into `Hit`s.
 
 The semantic path is latency-critical (one query is ~0.1 ms of HNSW work): everything per call
 here is O(k) and at most one SQL query fetches the hit rows.
@@ -80,32 +80,49 @@ def vector_top(
     allowed: np.ndarray | None,
     options: AnnOptions,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-`k` documents by their best chunk -> (matrix row positions, exact scores).
+    """Top-`k` documents by their best chunk -> (table row positions, exact scores).
 
-    `allowed`: sorted row positions permitted by a filter (None: all rows). Small collections and
-    selective filters are searched exactly; otherwise HNSW searches only the allowed rows
-    (its scores are exact) and, if too few documents come back, the search falls back to exact.
-    Documents split into chunks ask HNSW for `oversample` chunks per wanted document.
+    `allowed`: sorted row positions permitted by a filter (None: all rows). Without a filter the
+    index answers (`ann` is None for collections within `AnnOptions.threshold`: exact). With
+    one, the plan is the cheaper of two ways that both keep recall: exact scores of the allowed
+    rows (FAISS's kernel over the mapped vectors, no copy), or the index restricted to the
+    allowed rows with its effort raised for the filter's selectivity (`AnnIndex.effort_for`).
+    If the index yields too few documents, the search falls back to exact. Documents split into
+    chunks ask for `oversample` chunks per wanted document.
     """
     n = len(table)
     n_allowed = n if allowed is None else len(allowed)
     if n_allowed == 0 or k <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    exact = ann is None or n_allowed <= options.threshold or n_allowed < n * 0.05
-    if not exact and ann is not None:
-        per_doc = 1 if table.one_chunk_per_doc else options.oversample
-        rows, scores = ann.search(table, query, min(n_allowed, k * per_doc), allowed)
-        if table.one_chunk_per_doc:
-            if len(rows) >= min(k, n_allowed):
-                return rows, scores
-        else:
-            pos, best = top_docs(scores, table.docs[rows], k)
-            if len(pos) >= min(k, n_allowed):
-                return rows[pos], best
+    per_doc = 1 if table.one_chunk_per_doc else options.oversample
+    want = min(n_allowed, k * per_doc)
+    if ann is not None and (
+        allowed is None or not exact_is_cheaper(ann, n_allowed, n, want, options)
+    ):
+        got = ann.search(table, query, want, allowed)
+        if got is not None:
+            rows, scores = got
+            if table.one_chunk_per_doc:
+                if len(rows) >= min(k, n_allowed):
+                    return rows, scores
+            else:
+                pos, best = top_docs(scores, table.docs[rows], k)
+                if len(pos) >= min(k, n_allowed):
+                    return rows[pos], best
+    if table.one_chunk_per_doc:
+        return table.top(query, k, allowed)
     if allowed is None:
-        return top_docs(table.matrix @ query, table.docs, k)
-    pos, best = top_docs(table.matrix[allowed] @ query, table.docs[allowed], k)
+        return top_docs(table.scores(query), table.docs, k)
+    pos, best = top_docs(table.scores(query, allowed), table.docs[allowed], k)
     return allowed[pos], best
+
+
+def exact_is_cheaper(ann: AnnIndex, n_allowed: int, n: int, want: int, options: AnnOptions) -> bool:
+    """For a filter: whether scoring the allowed rows exactly costs less than an index search at
+    the effort the filter's selectivity needs (costs in vectors scored; see `AnnIndex.cost`)."""
+    if n_allowed <= options.threshold:
+        return True
+    return n_allowed <= ann.cost(n_allowed / max(n, 1), want)
 
 
 class FilterCache:
@@ -144,18 +161,19 @@ def vector_hits(
     when included, from one SQL query (documents deleted since the table was read are left
     out). Fields not included are empty."""
     chunks = table.chunks[rows].tolist()
+    ids = table.ids.many(rows)
     if not include:
         return [
-            _hit(table.ids[row], score, "", "{}", *chunk)
-            for row, score, chunk in zip(rows.tolist(), scores.tolist(), chunks, strict=True)
+            _hit(doc_id, score, "", "{}", *chunk)
+            for doc_id, score, chunk in zip(ids, scores.tolist(), chunks, strict=True)
         ]
     docs = table.docs[rows].tolist()
     found = sq.doc_fields(conn, docs, "text" in include, "metadata" in include)
     hits = []
-    for row, doc, score, chunk in zip(rows.tolist(), docs, scores.tolist(), chunks, strict=True):
+    for doc_id, doc, score, chunk in zip(ids, docs, scores.tolist(), chunks, strict=True):
         fields = found.get(doc)
         if fields is not None:  # else deleted since the table was read
-            hits.append(_hit(table.ids[row], score, *fields, *chunk))
+            hits.append(_hit(doc_id, score, *fields, *chunk))
     return hits
 
 
