@@ -275,6 +275,7 @@ def main() -> None:
     units = {"K": 2**10, "M": 2**20, "G": 2**30}
     limit = int(float(args.cap[:-1]) * units[args.cap[-1].upper()])
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="embedbox-large-"))
+    root.mkdir(parents=True, exist_ok=True)
     folder = root / "col"
     cap = Cap(limit)
     print(f"cap: {args.cap} in {cap.path or 'no cgroup (uncapped!)'}")
