@@ -1,7 +1,8 @@
 """`collection reembed`: re-embed stored texts with another model and switch atomically.
 
 Two tiny random BERTs of different sizes (32 and 48 dimensions) stand in for the old and the new
-model, so a result that mixed them would show. Other processes are real subprocesses.
+model, so a result that mixed them would show; a third (48 dimensions, other weights) checks a
+switch that keeps the dimension. Other processes are real subprocesses.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import numpy as np
 import pytest
 import torch
 
-from embedbox.collection import Collection
+from embedbox.store.collection import Collection
 from embedbox.datasets import sts_b
 from embedbox.embed import Embedder
-from embedbox.store.reembed import reembed
+from embedbox.store.ann import AnnOptions
+from embedbox.store.reembed import STAGE_FILE, reembed
 from tests.tiny_models import build
 
 TEXTS = list(dict.fromkeys(p.a for p in sts_b("test")[:80]))[:60]
@@ -62,6 +64,10 @@ def _expected(model: Path, texts: list[str], query: str, k: int = 5) -> list[str
     return [f"d{i}" for i in order]
 
 
+def _files(col: Collection) -> list[str]:
+    return sorted(p.name for p in col.path.glob("*.bin") if p.name != "rows.bin")
+
+
 def _env() -> dict[str, str]:
     src = str(Path(__file__).resolve().parents[1] / "src")
     return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -70,12 +76,17 @@ def _env() -> dict[str, str]:
 def test_reembed_switches_model_dim_and_results(tmp_path: Path, models: tuple[Path, Path]) -> None:
     old, new = models
     col = _collection(tmp_path, old)
-    other = Collection.open(tmp_path / "col")  # another connection, opened before the switch
+    # Another connection, opened before the switch, searching through the HNSW index.
+    other = Collection.open(tmp_path / "col", ann=AnnOptions(threshold=10))
     assert [h.id for h in other.search(QUERIES[0], k=5)] == _expected(old, TEXTS, QUERIES[0])
     keyword = [h.id for h in other.search("guitar", k=5, mode="keyword")]
+    assert _files(col) == ["vectors-0.bin"]
     report = reembed(col, str(new), batch=16)
     assert (report.chunks, report.embedded, report.resumed) == (len(TEXTS), len(TEXTS), 0)
     assert (report.old_dim, report.new_dim, report.model_generation) == (32, 48, 1)
+    # The next epoch's vector file replaced the old one; the staging file is gone.
+    assert _files(col) == ["vectors-1.bin"]
+    assert not (col.path / STAGE_FILE).exists()
     for c in (col, other):
         info = c.info()
         assert (info["model"], info["dim"]) == (str(new.resolve()), 48)
@@ -93,6 +104,17 @@ def test_reembed_switches_model_dim_and_results(tmp_path: Path, models: tuple[Pa
         Embedder(str(new), compute="fp32").embed(["a brand new sentence about guitars"])[0],
         atol=1e-5,
     )
+    # A switch that keeps the dimension: the same table arrays, a new file, a rebuilt index.
+    third = build("bert", new.parent / "third", hidden_size=48, seed=2)
+    texts = [*TEXTS, "a brand new sentence about guitars"]
+    assert _expected(third, texts, QUERIES[1]) != _expected(new, texts, QUERIES[1])
+    col.reembed(str(third), batch=32)
+    assert _files(col) == ["vectors-2.bin"]
+    for c in (col, other):
+        assert c.info()["model"] == str(third.resolve())
+        for q in QUERIES:
+            got = [h.id.replace("late", f"d{len(TEXTS)}") for h in c.search(q, k=5)]
+            assert got == _expected(third, texts, q)
     other.close()
     col.close()
 
@@ -159,7 +181,7 @@ def test_searches_during_reembed_see_old_or_new_never_a_mix(
 
 SEARCHER = """
 import json, sys
-from embedbox.collection import Collection
+from embedbox.store.collection import Collection
 col = Collection.open(sys.argv[1])
 for line in sys.stdin:
     print(json.dumps([h.id for h in col.search(sys.argv[2], k=5)]), flush=True)
@@ -168,7 +190,7 @@ for line in sys.stdin:
 KILLED = """
 import sys, time
 from pathlib import Path
-from embedbox.collection import Collection
+from embedbox.store.collection import Collection
 from embedbox.store.reembed import reembed
 col = Collection.open(sys.argv[1])
 marker = Path(sys.argv[3])
@@ -206,12 +228,14 @@ def test_killed_reembed_resumes_and_the_collection_stays_usable(
     assert col.info()["model"] == str(old.resolve())
     assert [h.id for h in col.search(QUERIES[2], k=5)] == _expected(old, TEXTS, QUERIES[2])
     col.add(["one more sentence"], ids=[f"d{len(TEXTS)}"])
+    assert (col.path / STAGE_FILE).exists() and _files(col) == [STAGE_FILE, "vectors-0.bin"]
     report = reembed(col, str(new), batch=16)
     assert report.resumed == staged
     assert report.embedded == len(TEXTS) + 1 - staged
     texts = [*TEXTS, "one more sentence"]
     for q in QUERIES:
         assert [h.id for h in col.search(q, k=5)] == _expected(new, texts, q)
+    assert _files(col) == ["vectors-1.bin"]
     col.close()
 
 

@@ -103,8 +103,8 @@ def _retrieval(encode: Encode, held: Examples) -> dict[str, float]:
 
 
 def _labels(encode: Encode, held: Examples, train: Examples) -> dict[str, float]:
-    from embedbox.classify import evaluate as report
-    from embedbox.classify import fit_head
+    from embedbox.tasks.classify import evaluate as report
+    from embedbox.tasks.classify import fit_head
 
     rows = list(range(len(train)))
     if len(rows) > MAX_LABEL_FIT:
