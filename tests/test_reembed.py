@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import torch
 
-from embedbox.store.collection import Collection
 from embedbox.datasets import sts_b
 from embedbox.embed import Embedder
 from embedbox.store.ann import AnnOptions
+from embedbox.store.collection import Collection
 from embedbox.store.reembed import STAGE_FILE, reembed
 from tests.tiny_models import build
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -44,7 +44,6 @@ from embedbox.store.paths import DB_FILE
 
 if TYPE_CHECKING:
     from embedbox.embed import Embedder
-    from embedbox.store.collection import Collection
 
 Progress = Callable[[int, int], None]
 STAGE = "reembed_slots"  # chunk row id -> row of the staging file
@@ -52,6 +51,23 @@ STAGE_META = "reembed"  # the run the staged vectors belong to: model, dim, mode
 STAGED = "reembed_staged"  # committed rows of the staging file
 STAGE_FILE = "reembed.bin"
 CATCH_UP_IN_SWITCH = 1000  # late chunks are embedded inside the switch this many at a time
+
+
+class Target(Protocol):
+    """What is re-embedded: an open collection (`Collection` satisfies this; the store layer
+    below it does not import it)."""
+
+    path: Path
+    name: str
+    model: str
+    kind: str
+    read_only: bool
+
+    @property
+    def dim(self) -> int | None: ...
+
+    @property
+    def precision(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -78,7 +94,7 @@ class ReembedReport:
 
 
 def reembed(
-    collection: Collection,
+    collection: Target,
     model: str | Embedder,
     *,
     batch: int = 256,

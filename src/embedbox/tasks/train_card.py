@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from embedbox.tasks.train_eval import describe
 
 if TYPE_CHECKING:
-    from embedbox.tasks.train import TrainReport
+    from embedbox.tasks.train_options import TrainReport
 
 
 def write_card(out: Path, report: TrainReport, data: str) -> Path:

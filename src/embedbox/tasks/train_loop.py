@@ -38,7 +38,7 @@ from embedbox.tasks.train_data import Examples
 from embedbox.tasks.train_eval import HEADLINE, Encode, evaluate
 
 if TYPE_CHECKING:
-    from embedbox.tasks.train import TrainOptions
+    from embedbox.tasks.train_options import TrainOptions
 
 Progress = Callable[[int, int], None]
 CHECKPOINTS = "checkpoints"
