@@ -344,13 +344,11 @@ def reembed(
     Searches keep working meanwhile (on the old model until the switch); an interrupted run
     resumes when started again with the same model.
     """
-    from embedbox.store.reembed import reembed as run
-
     with (
         _open(name, data_dir) as col,
         progress_bar(f"re-embedding {name}", enabled=not as_json) as update,
     ):
-        report = run(col, model, batch=batch, progress=update)
+        report = col.reembed(model, batch=batch, progress=update)
     if as_json:
         print_json(report.to_dict())
         return
