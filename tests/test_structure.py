@@ -130,6 +130,7 @@ def test_layers_point_down() -> None:
 FACE = [
     "Collection",
     "Conflict",
+    "DimensionsWarning",
     "EmbedResult",
     "EvalReport",
     "EmbedboxError",
@@ -161,6 +162,7 @@ FACE = [
     "load_words",
     "open_image_collection",
     "similar_images",
+    "train",
 ]
 
 

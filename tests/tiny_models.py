@@ -32,7 +32,9 @@ def _copy_tokenizer(dest: Path) -> None:
         shutil.copy(src / name, dest / name)
 
 
-def _st_metadata(dest: Path, pooling: str, max_seq_length: int, prompts: dict[str, str]) -> None:
+def _st_metadata(
+    dest: Path, pooling: str, max_seq_length: int, prompts: dict[str, str], dim: int = 32
+) -> None:
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {
@@ -51,7 +53,7 @@ def _st_metadata(dest: Path, pooling: str, max_seq_length: int, prompts: dict[st
     (dest / "modules.json").write_text(json.dumps(modules))
     (dest / "1_Pooling").mkdir()
     (dest / "1_Pooling" / "config.json").write_text(
-        json.dumps({"word_embedding_dimension": 32, f"pooling_mode_{pooling}": True})
+        json.dumps({"word_embedding_dimension": dim, f"pooling_mode_{pooling}": True})
     )
     (dest / "sentence_bert_config.json").write_text(
         json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False})
@@ -63,9 +65,9 @@ def _st_metadata(dest: Path, pooling: str, max_seq_length: int, prompts: dict[st
     )
 
 
-def build(kind: str, dest: Path) -> Path:
-    """Save a tiny `kind` model (bert | mpnet | nomic_bert | jina | modernbert) with tokenizer
-    and metadata."""
+def build(kind: str, dest: Path, hidden_size: int = 32, seed: int = 0) -> Path:
+    """Save a tiny `kind` model (bert | mpnet | nomic_bert | jina | modernbert) with tokenizer and
+    metadata; `hidden_size` (a multiple of 4) is its vector size, `seed` its random weights."""
     from transformers import (
         BertConfig,
         BertModel,
@@ -79,11 +81,11 @@ def build(kind: str, dest: Path) -> Path:
         NomicBertModel,
     )
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     dest.mkdir(parents=True)
     common = dict(
         vocab_size=30522,
-        hidden_size=32,
+        hidden_size=hidden_size,
         num_hidden_layers=2,
         num_attention_heads=4,
         intermediate_size=64,
@@ -123,7 +125,7 @@ def build(kind: str, dest: Path) -> Path:
         raise ValueError(kind)
     model.save_pretrained(dest)
     _copy_tokenizer(dest)
-    _st_metadata(dest, pooling, 1024, prompts)
+    _st_metadata(dest, pooling, 1024, prompts, hidden_size)
     if kind == "jina":
         _save_adapters(model, dest)
     return dest

@@ -9,7 +9,7 @@ The package is layered; the folders say which layer a module belongs to:
     models/      one package per model family: text, words, images (torch lives here)
     embed        `Embedder`, the text facade; words and images are the other families' facades
     store/       collections: SQLite, the FAISS index, search, ingest, image collections
-    tasks/       classify, cluster, mining (dedup), recommend, projection (maps), tokens
+    tasks/       classify, cluster, mining (dedup), recommend, projection (maps), tokens, train
     scale/ server/ cli/   batch jobs, the HTTP server, the command line
 
 Names are imported on first use (PEP 562), so `import embedbox` stays light: no torch until a
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 # The error tree is small and imports nothing: always here, so `except embedbox.InputError` works.
 from embedbox.errors import (
     Conflict,
+    DimensionsWarning,
     EmbedboxError,
     EmbedboxWarning,
     InputError,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from embedbox.store.images import add_images, open_image_collection, similar_images
     from embedbox.store.search import Hit
     from embedbox.tasks.tokens import embed_tokens
+    from embedbox.tasks.train import train
     from embedbox.words import WordVectors, load_words
 
 # public name -> the module that defines it (imported on first use)
@@ -67,6 +69,7 @@ _WHERE: dict[str, str] = {
     "open_image_collection": "embedbox.store.images",
     "similar_images": "embedbox.store.images",
     "embed_tokens": "embedbox.tasks.tokens",
+    "train": "embedbox.tasks.train",
     "WordVectors": "embedbox.words",
     "load_words": "embedbox.words",
 }
@@ -74,6 +77,7 @@ _WHERE: dict[str, str] = {
 __all__ = [
     "Collection",
     "Conflict",
+    "DimensionsWarning",
     "EmbedResult",
     "EmbedboxError",
     "EmbedboxWarning",
@@ -105,6 +109,7 @@ __all__ = [
     "load_words",
     "open_image_collection",
     "similar_images",
+    "train",
 ]
 
 

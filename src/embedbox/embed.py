@@ -14,7 +14,7 @@ import torch
 
 from embedbox import hardware, models
 from embedbox.catalog import DEFAULT_TEXT_MODEL, ModelSpec
-from embedbox.errors import InputError, TruncationError, TruncationWarning
+from embedbox.errors import DimensionsWarning, InputError, TruncationError, TruncationWarning
 from embedbox.inputs import validate_texts
 from embedbox.models import static
 from embedbox.models.backends.select import Request, check_request
@@ -23,7 +23,14 @@ from embedbox.quantize import Int8Calibration, Precision, check_precision, quant
 from embedbox.similarity import Metric, shorten, similarity_matrix
 from embedbox.types import BackendName, Compute, InputType, Progress
 
-__all__ = ["DTYPES", "EmbedResult", "Embedder", "EmbedderOptions", "TruncationWarning"]
+__all__ = [
+    "DTYPES",
+    "DimensionsWarning",
+    "EmbedResult",
+    "Embedder",
+    "EmbedderOptions",
+    "TruncationWarning",
+]
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Prompt names that mean "query" / "document" across model families.
@@ -107,6 +114,8 @@ class Embedder:
         info = _model_info(path, spec)
         if spec is not None and not info.prompts and spec.prompts:
             info = replace(info, prompts=dict(spec.prompts))
+        if spec is not None and not info.matryoshka_dims and spec.matryoshka_dims:
+            info = replace(info, matryoshka_dims=spec.matryoshka_dims)
         if opts.max_tokens is not None:
             if opts.max_tokens < 8 or opts.max_tokens > info.max_tokens:
                 raise InputError(f"max_tokens must be between 8 and {info.max_tokens}")
@@ -140,6 +149,7 @@ class Embedder:
         self._lock = threading.Lock()  # one forward pass at a time: torch already uses all cores
         self._int8: dict[int, Int8Calibration] = {}
         self._calibration_vectors: np.ndarray | None = None
+        self._warned_dimensions: set[int] = set()
 
     # ---- properties ------------------------------------------------------------------
     @property
@@ -189,6 +199,7 @@ class Embedder:
             "compiled": self.encoder.compiled,
             "prompts": self.info.prompts,
             "tasks": list(self.tasks),
+            "matryoshka_dims": list(self.info.matryoshka_dims),
         }
 
     # ---- public API ------------------------------------------------------------------
@@ -298,6 +309,8 @@ class Embedder:
             raise InputError(f"truncate must be True, False or 'error', not {truncate!r}")
         if dimensions is not None and not 1 <= dimensions <= self.dim:
             raise InputError(f"dimensions must be between 1 and {self.dim}, got {dimensions}")
+        if dimensions is not None and dimensions < self.dim:
+            self._check_dimensions(dimensions)
         task = self._choose_task(task, input_type)
         prefix = self._choose_prompt(prompt, prompt_name, input_type)
         if not texts:
@@ -311,6 +324,24 @@ class Embedder:
         return result
 
     # ---- internals -------------------------------------------------------------------
+    def _check_dimensions(self, dimensions: int) -> None:
+        """Warn (once per size) when vectors are cut below what the model was trained for:
+        a model not trained as Matryoshka loses more from truncation than one that was."""
+        trained = self.info.matryoshka_dims
+        if (trained and dimensions >= min(trained)) or dimensions in self._warned_dimensions:
+            return
+        self._warned_dimensions.add(dimensions)
+        if trained:
+            why = f"was trained for sizes down to {min(trained)} ({', '.join(map(str, trained))})"
+        else:
+            why = "was not trained for shortened vectors (no Matryoshka sizes known for it)"
+        warnings.warn(
+            f"{self.name} {why}; dimensions={dimensions} keeps {dimensions} of {self.dim} and may "
+            "rank noticeably worse; `embedbox train --matryoshka` fine-tunes a model for it",
+            DimensionsWarning,
+            stacklevel=4,
+        )
+
     def _choose_task(self, task: str | None, input_type: InputType | None) -> str | None:
         if not self.tasks:
             if task is not None:

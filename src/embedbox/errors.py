@@ -16,7 +16,8 @@
         ├── Overloaded                    its queue is full
         └── RequestTimeout (TimeoutError) no result within the request timeout
 
-Warnings derive from `EmbedboxWarning` (a `UserWarning`), e.g. `TruncationWarning`.
+Warnings derive from `EmbedboxWarning` (a `UserWarning`), e.g. `TruncationWarning`,
+`DimensionsWarning`.
 The built-in bases let callers who know Python's own exceptions catch these too
 (`except ValueError`, `except KeyError`).
 """
@@ -28,6 +29,7 @@ from types import ModuleType
 
 __all__ = [
     "Conflict",
+    "DimensionsWarning",
     "EmbedboxError",
     "EmbedboxWarning",
     "InputError",
@@ -114,6 +116,10 @@ class EmbedboxWarning(UserWarning):
 
 class TruncationWarning(EmbedboxWarning):
     """Some texts were longer than the model's maximum and were cut."""
+
+
+class DimensionsWarning(EmbedboxWarning):
+    """Vectors were shortened (`dimensions=`) below the sizes the model was trained for."""
 
 
 # Import name -> the distribution pip installs, where they differ.

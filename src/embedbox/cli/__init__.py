@@ -28,6 +28,8 @@ from embedbox.cli import images_cmd  # noqa: F401  isort: skip
 from embedbox.cli import dataset_cmd  # noqa: F401  isort: skip
 from embedbox.cli import eval_cmd  # noqa: F401  isort: skip
 from embedbox.cli import distill_cmd  # noqa: F401  isort: skip
+from embedbox.cli import models_cmd  # noqa: F401  isort: skip
+from embedbox.cli import train_cmd  # noqa: F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:

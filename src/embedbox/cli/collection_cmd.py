@@ -327,3 +327,36 @@ def delete(
         print_json({"deleted": n, "count": left})
     else:
         console.print(f"deleted {n} document(s); {left} left")
+
+
+@collection_app.command("reembed")
+def reembed(
+    name: str = typer.Argument(..., help="Collection to re-embed."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="The new model: catalog name, registered name or folder."
+    ),
+    batch: int = typer.Option(256, "--batch", help="Chunks embedded (and committed) at a time."),
+    data_dir: Path | None = DataDirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Re-embed the stored texts with another model, then switch to it in one commit.
+
+    Searches keep working meanwhile (on the old model until the switch); an interrupted run
+    resumes when started again with the same model.
+    """
+    with (
+        _open(name, data_dir) as col,
+        progress_bar(f"re-embedding {name}", enabled=not as_json) as update,
+    ):
+        report = col.reembed(model, batch=batch, progress=update)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    resumed = f", {report.resumed} from an earlier run" if report.resumed else ""
+    late = f", {report.caught_up} written meanwhile" if report.caught_up else ""
+    cut = f"; {report.truncated} chunks longer than the new model's window were truncated"
+    console.print(
+        f"re-embedded {report.chunks} chunks of {report.collection!r} with {report.new_model} "
+        f"(dim {report.new_dim}) in {report.seconds:.1f}s{resumed}{late}"
+        + (cut if report.truncated else "")
+    )

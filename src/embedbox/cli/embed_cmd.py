@@ -1,4 +1,4 @@
-"""`embedbox embed`, `embedbox similarity`, `embedbox models`."""
+"""`embedbox embed`, `embedbox similarity`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from embedbox import catalog
 from embedbox.cli.common import (
     BackendOpt,
     ComputeOpt,
@@ -28,7 +27,7 @@ from embedbox.cli.common import (
     print_json,
     progress_bar,
 )
-from embedbox.errors import InputError, ModelNotFound
+from embedbox.errors import InputError
 from embedbox.inputs import check_unicode
 from embedbox.io import WRITE_FORMATS, detect_format, read_stdin_lines, read_texts, write_vectors
 
@@ -183,56 +182,6 @@ def similarity(
         table.add_column(Text(f"[{i + 1}]"), justify="right", no_wrap=True)
     for i, text in enumerate(texts):
         table.add_row(cell(f"[{i + 1}] {text}"), *(f"{v:.3f}" for v in matrix[i].tolist()))
-    console.print(table)
-
-
-@app.command()
-def models(as_json: bool = JsonOpt) -> None:
-    """Known models and whether their weights are on this machine."""
-    from embedbox.models import locate
-
-    rows: list[dict[str, Any]] = []
-    for spec in catalog.CATALOG:
-        try:
-            path = locate(spec)  # assembles a model split across packages on first use
-        except ModelNotFound as exc:
-            path = None
-            err_console.print(f"[yellow]warning:[/yellow] {exc}", highlight=False)
-        rows.append(
-            {
-                "name": spec.name,
-                "kind": spec.kind,
-                "dim": spec.dim,
-                # Word and image models take no token sequence: no limit applies.
-                "max_tokens": spec.max_tokens if spec.kind in ("text", "text-image") else None,
-                "pooling": spec.pooling,
-                "prompts": spec.prompts,
-                "tasks": list(spec.tasks),
-                "available": path is not None,
-                "path": str(path) if path else None,
-                "source": spec.where(),
-                "description": spec.description,
-            }
-        )
-    if as_json:
-        print_json(rows)
-        return
-    table = Table(title="embedbox models")
-    table.add_column("name", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("dim", justify="right", no_wrap=True)
-    table.add_column("max tokens", justify="right")
-    table.add_column("here", no_wrap=True)
-    table.add_column("where / how to get", overflow="fold")
-    for r in rows:
-        table.add_row(
-            r["name"],
-            r["kind"],
-            str(r["dim"]),
-            "-" if r["max_tokens"] is None else str(r["max_tokens"]),
-            Text("yes", style="green") if r["available"] else Text("no", style="dim"),
-            Text(r["path"] or r["source"]),
-        )
     console.print(table)
 
 

@@ -24,8 +24,9 @@ def locate(spec: ModelSpec) -> Path | None:
 def resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, ModelSpec | None]:
     """Find a model's folder on this machine without touching the network.
 
-    Order: an existing local folder, a catalog name (installed package or HF cache), then a Hub id
-    looked up in the local Hugging Face cache. The error lists what was tried and how to fix it.
+    Order: an existing local folder, a catalog name (installed package or HF cache), a name
+    registered with `embedbox models register`, then a Hub id looked up in the local Hugging Face
+    cache. The error lists what was tried and how to fix it.
     """
     raw = str(name_or_path)
     if not raw.strip():
@@ -49,12 +50,17 @@ def resolve(name_or_path: str | os.PathLike[str]) -> tuple[Path, ModelSpec | Non
             "or pass the model's local folder"
         )
         raise ModelNotFound(f"model {spec.name!r} is not on this machine; {how}")
+    from embedbox.models.registry import lookup
+
+    registered = lookup(raw)
+    if registered is not None:
+        return registered, None
     if "/" in raw and not raw.startswith((".", "/", "~")):
         cached = hub_snapshot(raw)
         if cached is not None:
             return cached, None
     raise ModelNotFound(
         f"model {raw!r} not found: no folder at {path.resolve()}, no catalog entry "
-        f"(see `embedbox models`), and no snapshot in the Hugging Face cache; "
+        f"(see `embedbox models`), no registered model, and no snapshot in the Hugging Face cache; "
         "pass a local model folder or download it into the cache on a machine with internet"
     )

@@ -51,6 +51,7 @@ class TextModelInfo:
     tasks: tuple[str, ...] = ()
     format: Literal["transformers", "onnx", "static"] = "transformers"
     tokenizer_path: Path | None = None  # where the tokenizer lives when not beside the weights
+    matryoshka_dims: tuple[int, ...] = ()  # sizes the model was trained for (largest first)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -156,7 +157,18 @@ def read_model_info(path: Path, default_pooling: Pooling = "mean") -> TextModelI
         default_prompt_name=st_cfg.get("default_prompt_name"),
         similarity_fn=str(st_cfg.get("similarity_fn_name") or "cosine"),
         tasks=tuple(_task_adapters(path)),
+        matryoshka_dims=_matryoshka_dims(st_cfg),
     )
+
+
+def _matryoshka_dims(st_cfg: dict[str, Any]) -> tuple[int, ...]:
+    """`matryoshka_dims` in config_sentence_transformers.json (written by `embedbox train
+    --matryoshka`; sentence-transformers ignores the key)."""
+    raw = st_cfg.get("matryoshka_dims") or []
+    if not isinstance(raw, list):
+        return ()
+    dims = {int(d) for d in raw if isinstance(d, int) and not isinstance(d, bool) and d > 0}
+    return tuple(sorted(dims, reverse=True))
 
 
 class TextEncoder:

@@ -52,6 +52,7 @@ from embedbox.types import Mode, Where
 
 if TYPE_CHECKING:
     from embedbox.embed import Embedder
+    from embedbox.store.reembed import ReembedReport
 
 __all__ = ["Collection", "Hit", "Item", "UpsertStats", "drop_collection", "list_collections"]
 
@@ -90,6 +91,11 @@ _ANN: dict[str, AnnIndex] = {}
 _ANN_LOCK = threading.Lock()
 P = ParamSpec("P")
 R = TypeVar("R")
+SWITCH_RETRIES = 3  # a write or search embedding across a model switch is done again
+
+
+class _ModelSwitched(Conflict):  # internal: caught by `_while_model_holds`
+    """The collection's model changed between embedding and writing."""
 
 
 def _guarded(
@@ -139,6 +145,7 @@ class Collection:
         self._query_cache: dict[str, np.ndarray] = {}
         self._seen: tuple[int, int, int] | None = None  # (data_version, total_changes, gen)
         self._warned: set[str] = set()  # metadata keys warned about (text compared as numbers)
+        self._model_generation = int(self.meta.get("model_generation", 0))  # `reembed` switches
         if embedder is not None:
             self._check_embedder(embedder)
 
@@ -205,6 +212,7 @@ class Collection:
 
     def close(self) -> None:
         with self._lock:
+            self._follow_model()
             ann = _ANN.get(self._key)
             if ann is not None:
                 ann.flush()
@@ -281,8 +289,21 @@ class Collection:
             taken = sq.existing(self.conn, id_list)
         if taken:
             raise Conflict(va.conflict_message(self.name, list(taken)))
+        return self._while_model_holds(
+            vectors is not None, lambda seen: self._add(texts, id_list, metas, vectors, seen)
+        )
+
+    def _add(
+        self,
+        texts: list[str],
+        id_list: list[str],
+        metas: list[dict[str, Any] | None],
+        vectors: np.ndarray | None,
+        seen: int,
+    ) -> list[str]:
         prepared = self._prepare(texts, vectors)  # embedding: no lock held
         with self._lock, self._write() as conn, self._append(conn) as out:
+            self._check_model(conn, seen)
             taken = sq.existing(conn, id_list)
             if taken:
                 raise Conflict(va.conflict_message(self.name, list(taken)))
@@ -314,6 +335,18 @@ class Collection:
         """`upsert`, reporting how many documents were added, replaced and left unchanged."""
         self._writable()
         texts, id_list, metas = va.check_batch(texts, ids, metadatas, vectors, True)
+        return self._while_model_holds(
+            vectors is not None, lambda seen: self._upsert(texts, id_list, metas, vectors, seen)
+        )
+
+    def _upsert(
+        self,
+        texts: list[str],
+        id_list: list[str],
+        metas: list[dict[str, Any] | None],
+        vectors: np.ndarray | None,
+        seen: int,
+    ) -> UpsertStats:
         stats = UpsertStats(id_list)
         with self._lock:
             old = sq.existing(self.conn, id_list)
@@ -334,6 +367,7 @@ class Collection:
             return stats
         old_file = None
         with self._lock, self._write() as conn, self._append(conn) as out:
+            self._check_model(conn, seen)
             old = sq.existing(conn, id_list)
             removed = False
             for i, (doc_id, meta) in enumerate(zip(id_list, metas, strict=True)):
@@ -411,6 +445,24 @@ class Collection:
                 old_file = self._compact(conn, None)
         self._removed(old_file)
         return len(rids or ())
+
+    def reembed(
+        self,
+        model: str | Embedder,
+        *,
+        batch: int = 256,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ReembedReport:
+        """Embed the stored texts again with `model` (a name, folder or `Embedder`) and switch
+        the collection to it in one commit; searches meanwhile use the old model. An
+        interrupted run resumes when started again with the same model. See store/reembed.py."""
+        from embedbox.store.reembed import reembed
+
+        self._writable()
+        report = reembed(self, model, batch=batch, progress=progress)
+        with self._lock:
+            self._follow_model()
+        return report
 
     # ---- reading ------------------------------------------------------------------------
     @_guarded
@@ -503,6 +555,7 @@ class Collection:
     @_guarded
     def info(self) -> dict[str, Any]:
         with self._lock:
+            self._follow_model()
             gen, _ = db.generations(self.conn)
             chunks = sq.count_chunks(self.conn)
             count = sq.count_documents(self.conn)
@@ -628,14 +681,14 @@ class Collection:
         if mode == "keyword":
             out = [sr.only(self._keyword(q, k, flt), fields) for q in texts]
         else:
-            vecs = self._query_vectors(queries)
+            vecs, table = self._vectors_and_table(queries)
             if mode == "semantic":
-                out = [self._semantic(v, k, flt, fields) for v in vecs]
+                out = [self._semantic(v, k, flt, fields, table) for v in vecs]
             else:
                 depth = max(50, 2 * k)
                 out = []
                 for q, v in zip(texts, vecs, strict=True):
-                    sem = self._semantic(v, depth, flt, sr.FIELDS)
+                    sem = self._semantic(v, depth, flt, sr.FIELDS, table)
                     kw = self._keyword(q, depth, flt)
                     out.append(sr.only(sr.fuse(sem, kw, weights, k), fields))
         if flt.where and any(len(hits) < k for hits in out):
@@ -657,6 +710,18 @@ class Collection:
                     EmbedboxWarning,
                     stacklevel=4,
                 )
+
+    def _vectors_and_table(self, queries: list[Any]) -> tuple[list[np.ndarray], VectorTable]:
+        """The query vectors and the vector table, of one model: when the collection switched
+        models (`reembed`) while the queries were embedded, they are embedded again."""
+        for _ in range(SWITCH_RETRIES):
+            seen = self._model_generation  # no read: a switch not seen yet shows up below
+            vecs = self._query_vectors(queries)
+            with self._lock:
+                table = self._table()
+                if self._model_generation == seen:
+                    return vecs, table
+        raise Conflict(f"collection {self.name!r} kept switching models; search again")
 
     def _query_vectors(self, queries: list[Any]) -> list[np.ndarray]:
         """Each query as a normalised vector: texts embedded in one pass (recent ones cached)."""
@@ -686,10 +751,9 @@ class Collection:
         ]
 
     def _semantic(
-        self, qvec: np.ndarray, k: int, flt: Filters, fields: frozenset[str]
+        self, qvec: np.ndarray, k: int, flt: Filters, fields: frozenset[str], table: VectorTable
     ) -> list[Hit]:
         with self._lock:
-            table = self._table()
             allowed = self._filters.allowed(self.conn, table, flt)
             ann = self._ann() if len(table) > self.ann_options.threshold else None
         rows, scores = sr.vector_top(table, ann, qvec, k, allowed, self.ann_options)
@@ -786,15 +850,71 @@ class Collection:
         table = shared.table
         version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         if (version, self.conn.total_changes, table.generation) != self._seen:
-            table = shared.refresh(self.conn)
+            table = self._refresh()
             self._seen = (version, self.conn.total_changes, table.generation)
         return table
+
+    def _refresh(self) -> VectorTable:
+        """The table brought up to date, for the model in effect: again when a model switch
+        lands between reading the model and reading the rows (the file then has another dim)."""
+        for _ in range(SWITCH_RETRIES + 2):
+            seen = self._follow_model()
+            shared = shared_table(self._key, self.dim or 0, self.precision)
+            try:
+                table = shared.refresh(self.conn)
+            except (StorageError, ValueError):
+                if db.model_generation(self.conn) == seen:
+                    raise
+                continue
+            if db.model_generation(self.conn) == seen:
+                return table
+        raise Conflict(f"collection {self.name!r} kept switching models; try again")
+
+    def _follow_model(self) -> int:
+        """Adopt a model switch (`reembed`) committed by any process: queries and new texts
+        are embedded with the new model from now on -> the model generation in effect."""
+        gen = db.model_generation(self.conn)
+        if gen != self._model_generation:
+            self.meta = db.read_meta(self.conn)
+            self.model = self.meta["model"]
+            self._embedder = None  # loaded again, for the new model, on first use
+            self._query_cache = {}  # a new dict: a search still embedding fills the old one
+            self._model_generation = gen
+        return gen
+
+    def _check_model(self, conn: sqlite3.Connection, seen: int) -> None:
+        """Inside a write: the vectors about to be stored came from the model in effect."""
+        if db.model_generation(conn) != seen:
+            raise _ModelSwitched
+
+    def _while_model_holds(self, given: bool, write: Callable[[int], R]) -> R:
+        """Run `write(model generation)` (it embeds, then writes), again if the collection
+        switched models in between; given vectors cannot be made again: a `Conflict`."""
+        for _ in range(SWITCH_RETRIES):
+            with self._lock:
+                seen = self._follow_model()
+            try:
+                return write(seen)
+            except _ModelSwitched:
+                pass
+            except ValueError:  # stored vectors of the new size read with the old one
+                with self._lock:
+                    if db.model_generation(self.conn) == seen:
+                        raise
+            if given:
+                with self._lock:
+                    self._follow_model()
+                raise Conflict(
+                    f"collection {self.name!r} switched to model {self.model!r} while these "
+                    "vectors were added; embed them with that model and add them again"
+                )
+        raise Conflict(f"collection {self.name!r} kept switching models; try again")
 
     def _ann(self) -> AnnIndex:
         key = self._key
         with _ANN_LOCK:
             ann = _ANN.get(key)
-            if ann is None or ann.options != self.ann_options:
+            if ann is None or ann.options != self.ann_options or ann.dim != (self.dim or 0):
                 ann = _ANN[key] = AnnIndex(self.path, self.dim or 0, self.ann_options)
             return ann
 

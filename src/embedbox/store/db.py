@@ -290,3 +290,9 @@ def mark_deleted(conn: sqlite3.Connection) -> None:
         "UPDATE meta SET value = (SELECT CAST(value AS INTEGER) + 1 FROM meta "
         "WHERE key = 'generation') WHERE key = 'delete_generation'"
     )
+
+
+def model_generation(conn: sqlite3.Connection) -> int:
+    """How many times the collection switched models (`collection reembed`); 0 if never."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'model_generation'").fetchone()
+    return int(row[0]) if row else 0

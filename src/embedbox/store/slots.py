@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from embedbox.store import db, vecfile
 from embedbox.store import rows as sq
 
@@ -46,14 +48,30 @@ def compact_if_needed(
     dead = slots - sq.count_chunks(conn)
     if dim is None or dead <= max(COMPACT_MIN, slots // 5):
         return None
-    old = folder / vecfile.file_name(epoch)
-    live = sq.live_slots(conn)
-    source = vecfile.open_mapped(old, dim, precision, slots)
-    vecfile.compact(source, live, folder / vecfile.file_name(epoch + 1), dim, precision)
+    source = vecfile.open_mapped(folder / vecfile.file_name(epoch), dim, precision, slots)
+    return rewrite(conn, folder, source, sq.live_slots(conn), dim, precision)
+
+
+def rewrite(
+    conn: sqlite3.Connection,
+    folder: Path,
+    source: vecfile.Mapped,
+    rows: np.ndarray,
+    dim: int,
+    precision: str,
+) -> Path:
+    """Inside a write transaction: the rows of `source` at `rows` (one per chunk, in chunk row
+    id order) become the next epoch's vector file, synced before the commit that renumbers the
+    slots 0, 1, ... and names the new file. -> the old file, to delete after the commit.
+
+    Compaction copies the live rows of the current file; `collection reembed` the rows it
+    staged with the new model (`dim` is then the new one)."""
+    epoch, _ = db.vector_state(conn)
+    vecfile.compact(source, rows, folder / vecfile.file_name(epoch + 1), dim, precision)
     sq.renumber_slots(conn)
     db.set_meta(conn, "vector_epoch", epoch + 1)
-    db.set_meta(conn, "slots", len(live))
-    return old
+    db.set_meta(conn, "slots", len(rows))
+    return folder / vecfile.file_name(epoch)
 
 
 def remove_old_files(folder: Path, epoch: int) -> None:

@@ -203,7 +203,8 @@ class Appender:
 
 
 def compact(source: Mapped, live: np.ndarray, path: Path, dim: int, precision: str) -> None:
-    """Write the rows at slots `live` (ascending) into a new file, synced to disk."""
+    """Write the rows at slots `live` (in that order: ascending when compacting) into a new
+    file, synced to disk."""
     try:
         with open(path, "wb") as fh:
             fh.write(header(dim, len(live), precision))
