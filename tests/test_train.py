@@ -349,3 +349,20 @@ def test_registry_rules(tmp_path: Path, tiny: Path) -> None:
     unregister("tiny")
     with pytest.raises(ModelNotFound, match="no registered model"):
         resolve("tiny")
+
+
+@pytest.mark.parametrize("per_text", [1, 2, 3])
+def test_setfit_pairs_are_half_positive_whatever_the_count(per_text: int) -> None:
+    from embedbox.tasks.train_data import Examples
+    from embedbox.tasks.train_loop import contrastive_pairs
+
+    rows = rotten_tomatoes()[:40]
+    examples = Examples(
+        "labels", {"text": [r.text for r in rows], "label": [str(r.label) for r in rows]}, "rt"
+    )
+    pairs = contrastive_pairs(examples, per_text, seed=0)
+    labels = {r.text: str(r.label) for r in rows}
+    assert len(pairs["label"]) == 40 * per_text
+    for a, b, score in zip(pairs["sentence1"], pairs["sentence2"], pairs["label"], strict=True):
+        assert score == float(labels[a] == labels[b])
+    assert sum(pairs["label"]) == len(pairs["label"]) / 2  # alternating, not all positive

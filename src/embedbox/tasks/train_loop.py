@@ -137,7 +137,8 @@ def plan(model: SentenceTransformer, examples: Examples, opts: TrainOptions) -> 
 
 def contrastive_pairs(examples: Examples, per_text: int, seed: int) -> dict[str, list[Any]]:
     """SetFit-style pairs: for each text, texts of the same label (score 1) and of another
-    label (score 0), drawn with a fixed seed."""
+    label (score 0), alternating (so half the pairs are each, even at one pair a text), drawn
+    with a fixed seed."""
     rng = random.Random(seed)
     texts, labels = examples.column("text"), examples.column("label")
     by_label: dict[str, list[int]] = defaultdict(list)
@@ -150,7 +151,7 @@ def contrastive_pairs(examples: Examples, per_text: int, seed: int) -> dict[str,
     for i, lab in enumerate(labels):
         same = by_label[lab]
         for r in range(per_text):
-            if r % 2 == 0:
+            if (i + r) % 2 == 0:
                 j = i
                 while j == i:
                     j = rng.choice(same)
