@@ -107,18 +107,20 @@ def phase_index(folder: Path) -> dict[str, Any]:
     return out
 
 
-def phase_query(folder: Path, efforts: list[int]) -> dict[str, Any]:
+def phase_query(folder: Path, efforts: list[int], rerank: int) -> dict[str, Any]:
     import faiss
 
+    from embedbox.store.ann import AnnOptions
     from embedbox.store.collection import Collection
 
     faiss.omp_set_num_threads(1)
     q = np.load(folder.parent / "queries.npy")
     truth = dict(np.load(folder.parent / "truth.npz"))
     t = time.perf_counter()
-    col = Collection.open(folder)
+    col = Collection.open(folder, ann=AnnOptions(rerank=rerank))
     col.search(q[0], k=K, include=())
     out: dict[str, Any] = {"reopen_s": time.perf_counter() - t, "kind": col._ann().kind}
+    out["rerank"] = rerank
     ann = col._ann()
     for effort in efforts:
         ann.expansion = effort
@@ -257,7 +259,8 @@ def main() -> None:
     )
     ap.add_argument("--n", type=int, default=5_000_000)
     ap.add_argument("--cap", default="2G", help="memory cap of each phase (K, M, G)")
-    ap.add_argument("--probes", default="8,16,32,64")
+    ap.add_argument("--probes", default="16,32,64,128")
+    ap.add_argument("--rerank", type=int, default=None, help="candidates re-scored per hit")
     ap.add_argument("--keep", help="keep the collection in this folder (reused when present)")
     ap.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -268,7 +271,9 @@ def main() -> None:
         elif kind == "index":
             res = phase_index(folder)
         else:
-            res = phase_query(folder, [int(p) for p in args.phase[2].split(",")])
+            res = phase_query(
+                folder, [int(p) for p in args.phase[2].split(",")], int(args.phase[3])
+            )
         res["vm_hwm_mb"] = vm_hwm_mb()
         print("RESULT " + json.dumps(res))
         return
@@ -295,7 +300,10 @@ def main() -> None:
             t = time.perf_counter()
             truth(folder, args.n)
             report["truth_s"] = time.perf_counter() - t
-        report["query"] = run_phase(cap, ["query", str(folder), args.probes])
+        from embedbox.store.ann import AnnOptions
+
+        rerank = args.rerank or AnnOptions().rerank
+        report["query"] = run_phase(cap, ["query", str(folder), args.probes, str(rerank)])
         print(json.dumps(report, indent=1))
         (root / "report.json").write_text(json.dumps(report, indent=1))
     finally:

@@ -65,9 +65,9 @@ class AnnOptions:
     kind: str = "auto"
     memory_limit: int | None = None
     lists: int = 0
-    probes: int = 32
+    probes: int = 64
     code_bytes: int = 0
-    rerank: int = 10
+    rerank: int = 20
 
     def check(self) -> None:
         if self.kind not in KINDS:
