@@ -18,9 +18,12 @@ from embedbox import Embedder, InputError, hardware
 from embedbox.datasets import lee_background, sts_b
 from embedbox.models.backends import autotune, cache, int8, openvino, select
 from embedbox.models.backends.errors import BackendUnavailable
-from embedbox.tokens import embed_tokens
+from embedbox.tasks.tokens import embed_tokens
 from tests.tiny_models import build
 from tests.tolerance import FP32_ATOL, row_cosines
+
+# Conversions and measurements take seconds each: the full tier runs them, not `make test-fast`.
+pytestmark = pytest.mark.slow
 
 LONG = "the quick brown fox jumps over the lazy dog " * 80  # ~720 tokens
 TINY_TEXTS = ["a cat", "a kitten sat on the mat by the door", "hello", LONG]

@@ -119,6 +119,7 @@ def test_reembed_switches_model_dim_and_results(tmp_path: Path, models: tuple[Pa
     col.close()
 
 
+@pytest.mark.slow  # real subprocesses killed mid-run
 def test_searches_during_reembed_see_old_or_new_never_a_mix(
     tmp_path: Path, models: tuple[Path, Path]
 ) -> None:
@@ -205,6 +206,7 @@ reembed(col, sys.argv[2], batch=16, progress=progress)
 """
 
 
+@pytest.mark.slow  # real subprocesses killed mid-run
 def test_killed_reembed_resumes_and_the_collection_stays_usable(
     tmp_path: Path, models: tuple[Path, Path]
 ) -> None:

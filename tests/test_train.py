@@ -172,6 +172,7 @@ train(sys.argv[1], sys.argv[2], sys.argv[3], epochs=2, batch_size=8, learning_ra
 """
 
 
+@pytest.mark.slow  # real subprocesses killed mid-run
 def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path, tiny: Path) -> None:
     data = _jsonl(tmp_path / "pairs.jsonl", _pairs())
     out, marker = tmp_path / "out", tmp_path / "saved"
