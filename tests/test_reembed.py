@@ -258,3 +258,24 @@ def test_reembed_cli_and_refusals(
     with pytest.raises(InputError, match="no stored text"):
         reembed(vectors_only, str(new))
     vectors_only.close()
+
+
+def test_old_model_vectors_are_refused_after_a_switch_elsewhere(
+    tmp_path: Path, models: tuple[Path, Path]
+) -> None:
+    """A writer that embedded with the old model and hands its vectors in after another
+    connection switched is told the collection's new dimension, and nothing is stored."""
+    from embedbox.errors import InputError, NotFound
+
+    old, new = models
+    col = _collection(tmp_path, old, n=10)
+    other = Collection.open(tmp_path / "col")
+    stale = Embedder(str(old), compute="fp32").embed(["an old-model vector"])
+    col.reembed(str(new), batch=16)
+    with pytest.raises(InputError, match="vectors have 32 dimensions; collection 'col' has 48"):
+        other.add(["an old-model vector"], ids=["stale"], vectors=stale)
+    assert other.count() == 10
+    with pytest.raises(NotFound):
+        col.get(["stale"])
+    other.close()
+    col.close()
