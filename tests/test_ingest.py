@@ -155,6 +155,42 @@ def test_cli_end_to_end(
     assert hits[0]["id"] == "n2" and set(hits[0]) >= {"id", "score", "text", "metadata"}
     hits = run("search", "news", "x", "--where", '{"i": {"$gt": 4}}', "--mode", "hybrid", "--json")
     assert [h["id"] for h in hits] == ["n5"]
+    # Several queries, a file of queries, or .npy vectors: one hit list each, in order.
+    batch = run("search", "news", news[2][:80], news[4][:80], "-k", "1", "--json")
+    assert [(b["query"], b["hits"][0]["id"]) for b in batch] == [
+        (news[2][:80], "n2"),
+        (news[4][:80], "n4"),
+    ]
+    queries = tmp_path / "q.txt"
+    queries.write_text(f"{news[1][:80]}\n{news[3][:80]}\n")
+    assert [b["hits"][0]["id"] for b in run("search", "news", "-i", str(queries), "--json")] == [
+        "n1",
+        "n3",
+    ]
+    vectors = tmp_path / "v.npy"
+    np.save(vectors, Collection.open("news").vectors(ids=["n5"])[1])
+    by_vector = run("search", "news", "-i", str(vectors), "-k", "1", "--json")
+    assert [(b["query"], [h["id"] for h in b["hits"]]) for b in by_vector] == [("v.npy[0]", ["n5"])]
+    only = run(
+        "search",
+        "news",
+        "x",
+        "--where-document",
+        json.dumps({"$contains": news[3][5:25]}),
+        "--json",
+    )
+    assert [h["id"] for h in only] == ["n3"]
+    for bad, message in [
+        (["search", "news"], "give a query (or several), or --input FILE"),
+        (["search", "news", "x", "-i", str(queries)], "not both"),
+        (
+            ["search", "news", "x", "--where-document", "[1]"],
+            "--where-document must be a JSON object",
+        ),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            main(bad)
+        assert exc.value.code == 2 and message in capsys.readouterr().err
     assert [i["id"] for i in run("get", "news", "n1", "n0", "--json")] == ["n1", "n0"]
     assert run("delete", "news", "--where", '{"i": {"$lt": 2}}', "--json") == {
         "deleted": 2,

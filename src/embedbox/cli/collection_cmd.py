@@ -26,6 +26,7 @@ from embedbox.cli.common import (
     print_json,
     progress_bar,
 )
+from embedbox.cli.inputs import TextFieldOpt
 from embedbox.errors import InputError
 
 collection_app = typer.Typer(
@@ -262,23 +263,79 @@ def add(
 @app.command()
 def search(
     collection: str = typer.Argument(...),
-    query: str = typer.Argument(..., help="Search text."),
+    queries: list[str] = typer.Argument(None, help="Search text; several give a list each."),
+    input: Path | None = typer.Option(
+        None,
+        "--input",
+        "-i",
+        help="Queries from a file: txt, jsonl, csv, parquet, or .npy vectors.",
+    ),
+    text_field: str = TextFieldOpt,
     k: int = typer.Option(10, "-k", "--k", help="How many results."),
     where: str | None = WhereOpt,
+    where_document: str | None = typer.Option(
+        None, "--where-document", help='Text filter as JSON, e.g. \'{"$contains": "Sydney"}\'.'
+    ),
     mode: str = typer.Option("semantic", "--mode", help="semantic | keyword | hybrid."),
     data_dir: Path | None = DataDirOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Search a collection by meaning, keywords or both."""
+    """Search a collection by meaning, keywords or both: one query, several, or a file of
+    queries or vectors (embedded in one pass)."""
+    labels, query = _queries(queries or [], input, text_field)
     with _open(collection, data_dir) as col:
-        hits = col.search(query, k=k, where=parse_where(where), mode=mode)  # type: ignore[arg-type]
+        found = col.search(
+            query,
+            k=k,
+            where=parse_where(where),
+            where_document=parse_where(where_document, "--where-document"),
+            mode=mode,  # type: ignore[arg-type]
+        )
+    if isinstance(query, str):
+        if as_json:
+            print_json([h.to_dict() for h in found])
+        else:
+            _print_hits(f"{mode} search in {collection!r}: {query}", found)
+        return
     if as_json:
-        print_json([h.to_dict() for h in hits])
+        print_json(
+            [
+                {"query": q, "hits": [h.to_dict() for h in hits]}
+                for q, hits in zip(labels, found, strict=True)
+            ]
+        )
         return
+    for q, hits in zip(labels, found, strict=True):
+        _print_hits(f"{mode} search in {collection!r}: {q}", hits)
+
+
+def _queries(texts: list[str], input: Path | None, text_field: str) -> tuple[list[str], Any]:
+    """(a label per query, what `Collection.search` takes): one text, a list, or vectors."""
+    import numpy as np
+
+    if texts and input is not None:
+        raise InputError("give queries as arguments or --input FILE, not both")
+    if input is None:
+        if not texts:
+            raise InputError("give a query (or several), or --input FILE")
+        return texts, texts[0] if len(texts) == 1 else texts
+    if input.suffix.lower() == ".npy":
+        vectors = np.load(input, allow_pickle=False)
+        vectors = vectors[None] if vectors.ndim == 1 else vectors
+        if vectors.ndim != 2 or not len(vectors):
+            raise InputError(f"{input}: expected vectors of shape (n, dim), got {vectors.shape}")
+        return [f"{input.name}[{i}]" for i in range(len(vectors))], vectors.astype(np.float32)
+    from embedbox.io import read_texts
+
+    found = read_texts(input, text_field)
+    return found.texts, found.texts
+
+
+def _print_hits(title: str, hits: list[Any]) -> None:
     if not hits:
-        console.print("no results")
+        console.print(f"{title}: no results", markup=False, highlight=False)
         return
-    table = Table(title=Text(f"{mode} search in {collection!r}: {query}"))
+    table = Table(title=Text(title))
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
     add_id_column(table, [h.id for h in hits])

@@ -77,16 +77,16 @@ WhereOpt = typer.Option(
 )
 
 
-def parse_where(where: str | None) -> dict[str, Any] | None:
-    """The `--where` JSON filter as a dict (None when not given)."""
+def parse_where(where: str | None, flag: str = "--where") -> dict[str, Any] | None:
+    """A JSON filter option (`--where`, `--where-document`) as a dict (None when not given)."""
     if where is None:
         return None
     try:
         value = json.loads(where)
     except json.JSONDecodeError as exc:
-        raise InputError(f"--where is not valid JSON ({exc.msg}): {where}") from exc
+        raise InputError(f"{flag} is not valid JSON ({exc.msg}): {where}") from exc
     if not isinstance(value, dict):
-        raise InputError('--where must be a JSON object, e.g. \'{"source": "a.txt"}\'')
+        raise InputError(f'{flag} must be a JSON object, e.g. \'{{"source": "a.txt"}}\'')
     return value
 
 
