@@ -242,6 +242,10 @@ def test_overload_gives_503_with_retry_after_and_timeouts_504(embedder: Embedder
             first.join()
             second.join()
         assert codes == {"first": 504, "second": 504}
+        # The timed-out requests still drain once the model is free; then the server recovers.
+        wait_until(
+            lambda: batcher.computing == 0 and batcher.queue.qsize() == 0, "the queue has drained"
+        )
         r = httpx.post(url + "/v1/embeddings", json={"input": ["after"]}, timeout=60)
         assert r.status_code == 200
 
