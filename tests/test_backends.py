@@ -7,6 +7,7 @@ re-measured when its key changes.
 
 from __future__ import annotations
 
+import re
 import threading
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from embedbox import Embedder, InputError, hardware
 from embedbox.datasets import lee_background, sts_b
 from embedbox.models.backends import autotune, cache, int8, openvino, select
+from embedbox.models.backends.build import fp32_ir
 from embedbox.models.backends.errors import BackendUnavailable
 from embedbox.tasks.tokens import embed_tokens
 from tests.tiny_models import build
@@ -135,6 +137,55 @@ def test_int8_gate_refuses_a_broken_calibration(
 
 def _must_not_run(*args: object, **kwargs: object) -> None:
     raise AssertionError("this should have come from the cache")
+
+
+@pytest.mark.parametrize(
+    ("flags", "cap", "keys_in_float"),
+    [
+        ({"avx2", "avx512f", "avx512_vnni"}, "", False),
+        ({"avx2", "avx_vnni"}, "", False),
+        ({"avx2", "amx_int8", "avx512_vnni"}, "AVX512_CORE_BF16", False),
+        ({"avx2"}, "", True),  # no VNNI: saturating int8 dot products
+        ({"avx2", "avx512f", "avx512_vnni"}, "AVX2", True),  # VNNI capped away
+        ({"avx2", "avx512f", "avx512_vnni"}, "avx512_core", True),
+    ],
+)
+def test_int8_recipe_follows_the_cpus_int8_kernels(
+    flags: set[str], cap: str, keys_in_float: bool
+) -> None:
+    how = int8.recipe(frozenset(flags), cap)
+    assert (len(how.keep_float) > len(int8.recipe(frozenset({"avx512_vnni"})).keep_float)) is (
+        keys_in_float
+    )
+    assert ("keys" in how.name) is keys_in_float
+
+
+@pytest.mark.parametrize(
+    ("kind", "kept"),
+    [
+        (
+            "bert",
+            {"layer.0.output.dense", "layer.0.attention.self.key", "layer.1.attention.self.key"},
+        ),
+        ("mpnet", {"layer.0.output.dense", "layer.0.attention.attn.k", "layer.1.attention.attn.k"}),
+        (
+            "nomic_bert",
+            {"layers.0.mlp.down_proj", "layers.0.self_attn.k_proj", "layers.1.self_attn.k_proj"},
+        ),
+        ("modernbert", {"layers.0.mlp.Wo", "layers.0.attn.Wqkv", "layers.1.attn.Wqkv"}),
+    ],
+)
+def test_int8_recipe_names_the_sensitive_matmuls(
+    tiny: dict[str, Path], kind: str, kept: set[str]
+) -> None:
+    """The float-kept patterns match the first FFN output and (without VNNI) every key
+    projection of each architecture, and nothing else."""
+    emb = Embedder(str(tiny[kind]), backend="openvino", compute="fp32")
+    model = openvino.read_ir(fp32_ir(emb.encoder))
+    names = [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "MatMul"]
+    patterns = int8.recipe(frozenset({"avx2"})).keep_float
+    matched = {n for n in names if any(re.fullmatch(p, n) for p in patterns)}
+    assert {re.search(r"layers?\.\d+\.[^/]+", n).group() for n in matched} == kept  # type: ignore[union-attr]
 
 
 def test_int8_needs_openvino_not_torch() -> None:

@@ -165,10 +165,12 @@ def int8_backend(
     if calibration is not None:  # a caller's calibration is gated on the shipped held-out half
         held = int8.split(calibration_texts())[1]
     isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    how = int8.recipe(hardware.cpu_flags(), isa_cap)
     extra: dict[str, Any] = {
         "nncf": int8.nncf_version(),
         "calibration": cache.key({"texts": calib, "held": held}),
-        "recipe": int8.RECIPE,
+        "recipe": how.name,
+        "keep_float": list(how.keep_float),
         # int8 kernels (and whether they compile) differ between CPUs: the verdict is per machine
         "cpu_flags": sorted(hardware.cpu_flags() & set(int8.KERNEL_FLAGS)),
         "isa_cap": isa_cap,
@@ -191,7 +193,7 @@ def int8_backend(
             for batch in batches(enc, calib, 2048)
         ]
         model = openvino.read_ir(ir)
-        quantised = int8.quantize(model, feeds, verbose=sys.stderr.isatty())
+        quantised = int8.quantize(model, feeds, how, verbose=sys.stderr.isatty())
         try:
             candidate = compile_ir(quantised, "int8", req.threads)
         except ConversionFailed as exc:
