@@ -2,11 +2,14 @@
 
     .venv/bin/python benchmarks/embed_throughput.py [--n 2000] [--rounds 3] [--device cpu|cuda]
         [--engines auto,torch/fp32,...] [--isa avx2] [--batch-tokens N] [--compile] [--json FILE]
+        [--st-python /path/to/other-venv/bin/python]
 
 Reference: sentence-transformers `encode` with its defaults (batch 32; fp32 on CPU, fp16 on
 CUDA), on the same texts (STS-B sentences and Lee news articles, >= 2 000), in the same process.
-Also tried: sentence-transformers' own `backend="onnx"` / `"openvino"`; where they cannot be
-loaded (their optimum packages pin another transformers or torch) the reason is printed.
+Also compared: sentence-transformers' own fast backends (ONNX Runtime plain, O3-optimised and
+dynamic int8 exports; OpenVINO). Their optimum packages pin another transformers or torch, so
+they run from a venv of their own (`--st-python`, see `st_worker.py`) in a worker process that
+takes its turn in the same alternating rounds.
 
 For each engine: texts/s (best of `--rounds` rounds that alternate between the engines, so that
 load on a shared machine hits all alike), the ratio to the reference, min / mean cosine to the
@@ -22,20 +25,26 @@ run on MLAS, which reads CPUID and has no cap: its "AVX2" figures are not AVX2 f
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# texts -> (vectors, seconds the embedding took)
+Encode = Callable[[list[str]], tuple[np.ndarray, float]]
 
 ENGINES = (
     "auto",
@@ -61,6 +70,72 @@ def corpus(n: int) -> list[str]:
     return chosen
 
 
+def timed(fn: Callable[[list[str]], Any], cuda: bool = False) -> Encode:
+    def run(texts: list[str]) -> tuple[np.ndarray, float]:
+        import torch
+
+        start = time.perf_counter()
+        v = fn(texts)
+        if cuda:
+            torch.cuda.synchronize()
+        return np.asarray(v), time.perf_counter() - start
+
+    return run
+
+
+def p50_ms(fn: Callable[[str], Any]) -> Callable[[list[str]], float]:
+    def run(texts: list[str]) -> float:
+        fn(texts[0])
+        times = []
+        for t in texts:
+            start = time.perf_counter()
+            fn(t)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1000
+
+    return run
+
+
+class STWorker:
+    """sentence-transformers backends run by another venv's Python (`st_worker.py`)."""
+
+    def __init__(self, python: str, model_dir: str, work: Path) -> None:
+        script = str(Path(__file__).with_name("st_worker.py"))
+        self.proc = subprocess.Popen(
+            [python, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.work = work
+        reply = self.ask({"setup": model_dir, "work": str(work)})
+        self.engines: list[str] = reply["engines"]
+        self.notes: dict[str, str] = reply["notes"]
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"st_worker.py exited ({self.proc.wait()}); see its stderr")
+        return dict(json.loads(line))
+
+    def _texts(self, texts: list[str]) -> str:
+        path = self.work / "texts.json"
+        path.write_text(json.dumps(texts), encoding="utf-8")
+        return str(path)
+
+    def encode(self, name: str) -> Encode:
+        def run(texts: list[str]) -> tuple[np.ndarray, float]:
+            reply = self.ask({"encode": name, "texts": self._texts(texts)})
+            return np.load(reply["vectors"]), float(reply["seconds"])
+
+        return run
+
+    def latency(self, name: str) -> Callable[[list[str]], float]:
+        return lambda texts: float(
+            self.ask({"latency": name, "texts": self._texts(texts)})["p50_ms"]
+        )
+
+
 def normalise(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, np.float64)
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
@@ -76,13 +151,13 @@ def recall_at_10(reference: np.ndarray, got: np.ndarray, queries: int = 500) -> 
     return float(np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b, strict=True)]))
 
 
-def sts_spearman(encode: Callable[[list[str]], np.ndarray]) -> float:
+def sts_spearman(encode: Encode) -> float:
     from scipy.stats import spearmanr
 
     from embedbox.datasets import sts_b
 
     pairs = sts_b("test")
-    a, b = normalise(encode([p.a for p in pairs])), normalise(encode([p.b for p in pairs]))
+    a, b = normalise(encode([p.a for p in pairs])[0]), normalise(encode([p.b for p in pairs])[0])
     return float(spearmanr((a * b).sum(1), [p.score for p in pairs]).statistic)
 
 
@@ -142,6 +217,12 @@ def main() -> None:
     parser.add_argument("--isa", choices=["avx2"], default=None)
     parser.add_argument("--no-sts", action="store_true", help="skip STS-B Spearman")
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument(
+        "--st-python",
+        action="append",
+        default=[],
+        help="a Python with sentence-transformers[onnx] or [openvino] (repeatable; see top)",
+    )
     args = parser.parse_args()
     if args.isa and os.environ.get("ONEDNN_MAX_CPU_ISA") != "AVX2":
         argv = [a for a in sys.argv[1:] if a not in ("--isa", "avx2", "--isa=avx2")]
@@ -154,7 +235,6 @@ def main() -> None:
         }
         sys.exit(subprocess.call([sys.executable, __file__, *argv], env=env))
 
-    import torch
     from sentence_transformers import SentenceTransformer
 
     from embedbox import Embedder, hardware
@@ -172,24 +252,28 @@ def main() -> None:
     if args.device == "cuda":
         st = st.half()
 
-    engines: dict[str, Callable[[list[str]], np.ndarray]] = {
-        "sentence-transformers": lambda t: np.asarray(
-            st.encode(t, batch_size=32, normalize_embeddings=True)
+    cuda = args.device == "cuda"
+    engines: dict[str, Encode] = {
+        "sentence-transformers": timed(
+            lambda t: st.encode(t, batch_size=32, normalize_embeddings=True), cuda
         ),
     }
-    single: dict[str, Callable[[str], Any]] = {"sentence-transformers": lambda t: st.encode([t])}
+    latency: dict[str, Callable[[list[str]], float]] = {
+        "sentence-transformers": p50_ms(lambda t: st.encode([t]))
+    }
     notes: dict[str, str] = {}
-    for st_backend in ("onnx", "openvino"):
-        try:
-            other = SentenceTransformer(path, backend=st_backend)
-        except Exception as exc:  # ImportError, or optimum missing: say why
-            notes[f"sentence-transformers backend={st_backend}"] = (
-                f"not loadable: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
-            )
-        else:
-            engines[f"st-{st_backend}"] = lambda t, m=other: np.asarray(
-                m.encode(t, batch_size=32, normalize_embeddings=True)
-            )
+    for python in args.st_python:
+        worker = STWorker(python, path, Path(tempfile.mkdtemp(prefix="st-worker-")))
+        for name, note in worker.notes.items():
+            notes.setdefault(name, note)
+        for name in worker.engines:
+            if name not in engines:
+                engines[name], latency[name] = worker.encode(name), worker.latency(name)
+                notes.pop(name, None)
+    if not args.st_python:
+        notes["sentence-transformers onnx / openvino"] = (
+            "not run: their optimum packages pin another transformers or torch; pass --st-python"
+        )
     described: dict[str, dict[str, Any]] = {}
     for spec in args.engines.split(","):
         backend, _, compute = spec.partition("/")
@@ -212,8 +296,8 @@ def main() -> None:
         if (d["backend"], d["compute"]) != (backend, compute) and spec != "auto":
             notes[name] = f"runs as {d['backend']}/{d['compute']}: {d['fallback']}"
         described[name] = d
-        engines[name] = lambda t, e=emb: e.embed(t, truncate=False)
-        single[name] = lambda t, e=emb: e.embed_one(t, truncate=False)
+        engines[name] = timed(functools.partial(emb.embed, truncate=False), cuda)
+        latency[name] = p50_ms(functools.partial(emb.embed_one, truncate=False))
 
     print(f"model: {args.model}; corpus: {len(texts)} texts")
     for name, d in described.items():
@@ -227,30 +311,15 @@ def main() -> None:
 
     outputs: dict[str, np.ndarray] = {}
     for name, fn in engines.items():  # warm-up (allocators, kernels; embedbox compile too)
-        outputs[name] = fn(texts[:64])
+        outputs[name] = fn(texts[:64])[0]
     best = {name: float("inf") for name in engines}
     for r in range(args.rounds):
         order = list(engines) if r % 2 == 0 else list(reversed(engines))
         for name in order:
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            outputs[name] = engines[name](texts)
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            best[name] = min(best[name], time.perf_counter() - start)
+            outputs[name], seconds = engines[name](texts)
+            best[name] = min(best[name], seconds)
         print(f"  round {r + 1}/{args.rounds} done", flush=True)
-
-    latency: dict[str, float] = {}
-    probes = texts[:50]
-    for name, fn in single.items():
-        fn(probes[0])
-        times = []
-        for t in probes:
-            start = time.perf_counter()
-            fn(t)
-            times.append(time.perf_counter() - start)
-        latency[name] = statistics.median(times) * 1000
+    single_ms = {name: fn(texts[:50]) for name, fn in latency.items()}
 
     ref = normalise(outputs["sentence-transformers"])
     rows = []
@@ -264,7 +333,7 @@ def main() -> None:
             "min_cos": round(float(cos.min()), 6),
             "mean_cos": round(float(cos.mean()), 6),
             "recall@10": round(recall_at_10(ref, got), 4),
-            "latency_p50_ms": round(latency[name], 2) if name in latency else None,
+            "latency_p50_ms": round(single_ms[name], 2) if name in single_ms else None,
             "sts_b": None if args.no_sts else round(sts_spearman(engines[name]), 4),
         }
         rows.append(row)
