@@ -71,9 +71,9 @@ def corpus(n: int) -> list[str]:
 
 
 def timed(fn: Callable[[list[str]], Any], cuda: bool = False) -> Encode:
-    def run(texts: list[str]) -> tuple[np.ndarray, float]:
-        import torch
+    import torch
 
+    def run(texts: list[str]) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
         v = fn(texts)
         if cuda:
@@ -264,12 +264,11 @@ def main() -> None:
     notes: dict[str, str] = {}
     for python in args.st_python:
         worker = STWorker(python, path, Path(tempfile.mkdtemp(prefix="st-worker-")))
-        for name, note in worker.notes.items():
-            notes.setdefault(name, note)
         for name in worker.engines:
-            if name not in engines:
+            if name not in engines:  # the first venv that has an engine runs it
                 engines[name], latency[name] = worker.encode(name), worker.latency(name)
                 notes.pop(name, None)
+        notes |= {n: why for n, why in worker.notes.items() if n not in engines and n not in notes}
     if not args.st_python:
         notes["sentence-transformers onnx / openvino"] = (
             "not run: their optimum packages pin another transformers or torch; pass --st-python"

@@ -40,12 +40,11 @@ def _int8_config() -> str:
 def setup(model_dir: str, work: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Load the ONNX Runtime engines (plain, O3-optimised, dynamic int8 exports) and OpenVINO,
     as far as this venv has their packages. Exports are written to a copy of the model in
-    `work`, never into the installed one."""
+    `work` (a fresh folder), never into the installed one."""
     from sentence_transformers import SentenceTransformer
 
     local = work / "model"
-    if not local.exists():
-        shutil.copytree(model_dir, local)
+    shutil.copytree(model_dir, local)
     engines: dict[str, Any] = {}
     notes: dict[str, str] = {}
 
@@ -56,7 +55,7 @@ def setup(model_dir: str, work: Path) -> tuple[dict[str, Any], dict[str, str]]:
             notes[name] = f"not available: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
 
     def onnx(file: str, export: Any = None) -> Any:
-        if export is not None and not (local / "onnx" / file).exists():
+        if export is not None:
             export(engines["st-onnx"], str(local))
         kwargs = {"file_name": file}
         return SentenceTransformer(str(local), backend="onnx", device="cpu", model_kwargs=kwargs)
@@ -70,8 +69,7 @@ def setup(model_dir: str, work: Path) -> tuple[dict[str, Any], dict[str, str]]:
 
         config = _int8_config()
         quantised = f"model_qint8_{config}.onnx" if config != "avx2" else "model_quint8_avx2.onnx"
-        if not (local / "onnx" / "model.onnx").exists():
-            engines["st-onnx"].save_pretrained(str(local))
+        engines["st-onnx"].save_pretrained(str(local))  # the exports start from model.onnx
         attempt(
             "st-onnx-O3",
             lambda: onnx("model_O3.onnx", lambda m, d: export_optimized_onnx_model(m, "O3", d)),

@@ -51,7 +51,7 @@ def _options(
 
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # a message is one line, whatever its length
 
 ModelOpt = typer.Option(DEFAULT_TEXT_MODEL, "--model", "-m", help="Catalog name, HF id or folder.")
 ComputeOpt = typer.Option(

@@ -47,9 +47,7 @@ def _encoder(model: str) -> Any:
 
 def _report_skipped(skipped: list[Any]) -> None:
     for s in skipped[:20]:
-        err_console.print(
-            f"skipped {s.item}: {s.reason}", highlight=False, markup=False, soft_wrap=True
-        )
+        err_console.print(f"skipped {s.item}: {s.reason}", highlight=False, markup=False)
     if len(skipped) > 20:
         err_console.print(f"… and {len(skipped) - 20} more skipped")
 
