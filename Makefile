@@ -56,14 +56,14 @@ pytest: install-dev
 pytest-bf16: install-dev
 	@if $(PY) -c 'import sys; from embedbox import hardware; sys.exit(not hardware.cpu_has_fast_bf16())'; \
 	then echo "pytest-bf16: skipped, the CPU has native bf16 (the pytest run computed in bf16)"; \
-	else EMBEDBOX_CPU_COMPUTE=bf16 $(PY) -m pytest -q -m numerics; fi
+	else EMBEDBOX_CPU_COMPUTE=bf16 $(PY) -m pytest -q -n 2 -m numerics; fi
 
 # And as on an AVX2-only CPU (fp32, oneDNN capped to AVX2): between the runs each numerics test
 # meets both compute paths on any CI machine. On a CPU without AVX-512 the cap changes nothing.
 pytest-avx2: install-dev
 	@if ! grep -qw avx512f /proc/cpuinfo; \
 	then echo "pytest-avx2: skipped, the CPU has no AVX-512 (the pytest run was on AVX2)"; \
-	else ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -m pytest -q -m numerics; fi
+	else ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -m pytest -q -n 2 -m numerics; fi
 
 test: lint typecheck pytest pytest-bf16 pytest-avx2
 

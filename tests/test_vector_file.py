@@ -139,6 +139,9 @@ def test_the_planner_scores_selective_filters_exactly(words: Collection) -> None
     n = len(words._table())
     assert sr.exact_is_cheaper(ann, 30, n, 10, words.ann_options)  # 0.1 %
     assert sr.exact_is_cheaper(ann, n // 100, n, 10, words.ann_options)  # 1 %
+    # 10 % of 50-d rows: a sequential scan costs less than a beam three times as wide
+    assert sr.exact_is_cheaper(ann, n // 10, n, 10, words.ann_options)
+    assert not sr.exact_is_cheaper(ann, n, n, 10, words.ann_options)  # everything: the graph
     assert ann.effort_for(0.5, 10) > ann.effort_for(1.0, 10)  # a wider beam under a filter
     assert ann.effort_for(0.1, 10) > ann.effort_for(0.5, 10)
 

@@ -27,8 +27,7 @@ from embedbox.store import vecfile
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 60_000
-CACHE_KIB = 64 * 1024  # page cache per connection
-MMAP_BYTES = 1 << 30  # address space only; SQLite caps it at its compile-time maximum
+CACHE_KIB = 8 * 1024  # page cache per connection
 
 _V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,8 +84,10 @@ def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         # Search fetches k random rows per query: keep hot pages in memory, not one pread each
         # (the default 2 MB cache holds a few thousand rows). A cap, allocated as pages are read.
+        # No mmap: a filter scans the documents table, and mapped pages (with the neighbours the
+        # kernel maps around each fault) stay in the process's memory: 55 MB of a 61 MB file
+        # after one filter on 400k documents, against this cap.
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")  # first reads of a page: no syscall
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
     except sqlite3.DatabaseError as exc:

@@ -149,15 +149,6 @@ def filter_docs(conn: sqlite3.Connection, sql: str, params: list[Any]) -> set[in
     return {r[0] for r in conn.execute(f"SELECT d.rid FROM documents d WHERE {sql}", params)}
 
 
-def filter_chunks(conn: sqlite3.Connection, sql: str, params: list[Any]) -> np.ndarray:
-    """Sorted chunk row ids whose document matches a compiled filter."""
-    rows = conn.execute(
-        f"SELECT c.rid FROM chunks c JOIN documents d ON d.rid = c.doc WHERE {sql} ORDER BY c.rid",
-        params,
-    )
-    return np.fromiter((r[0] for r in rows), np.int64)
-
-
 def keyword(
     conn: sqlite3.Connection, match: str, sql: str, params: list[Any], k: int
 ) -> list[tuple[int, float]]:

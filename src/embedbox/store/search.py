@@ -22,7 +22,7 @@ from embedbox.store import rows as sq
 from embedbox.store.ann import AnnIndex, AnnOptions
 from embedbox.store.chunking import Span
 from embedbox.store.filters import Filters
-from embedbox.store.vectors import VectorTable, subset, top_docs
+from embedbox.store.vectors import VectorTable, top_docs
 
 RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -143,7 +143,9 @@ class FilterCache:
         if cached is not None:
             return cached
         sql, params = filters.sql()  # raises on a bad filter, so those are never cached
-        pos = subset(table, sq.filter_chunks(conn, sql, params))
+        # Only the documents table is read: the chunk rows are in the vector table.
+        docs = np.fromiter(sq.filter_docs(conn, sql, params), np.int64)
+        pos = np.flatnonzero(np.isin(table.docs, docs))
         if len(self._cache) >= self.size:
             self._cache.clear()
         self._cache[key] = pos

@@ -126,20 +126,21 @@ class VectorTable:
         """Exact inner products of `query` with the vectors of `rows` (positions; None: all)."""
         if rows is None and self.dense:
             return dot_all(self.matrix, query)
-        return dot_rows(self.matrix, self.slots if rows is None else self.slots[rows], query)
+        return dot_rows(self.matrix, self.slots_of(rows), query)
+
+    def slots_of(self, rows: np.ndarray | None) -> np.ndarray:
+        """The matrix slots of `rows` (positions; None: all). Without dead slots a row's
+        position is its slot: no gather (it costs a third of a wide filter's exact search)."""
+        if rows is None:
+            return self.slots
+        return rows if self.dense else self.slots[rows]
 
     def top(
         self, query: np.ndarray, count: int, rows: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The `count` best of `rows` (positions; None: all) by exact inner product -> (positions,
         scores), best first. A heap in FAISS's kernel when it can; else numpy."""
-        slots = (
-            None
-            if rows is None and self.dense
-            else self.slots
-            if rows is None
-            else self.slots[rows]
-        )
+        slots = None if rows is None and self.dense else self.slots_of(rows)
         count = min(count, self.n_slots if slots is None else len(slots))
         got = knn(self.matrix, slots, query, count)
         if got is not None:
@@ -513,11 +514,3 @@ def doc_vectors(
         vecs[multi] /= np.maximum(np.linalg.norm(vecs[multi], axis=1, keepdims=True), 1e-12)
     out[found] = vecs
     return out, found
-
-
-def subset(table: VectorTable, rids: np.ndarray) -> np.ndarray:
-    """Row positions of those sorted chunk row ids that the table holds."""
-    pos = table.positions(rids)
-    inside = pos < len(table)
-    pos = pos[inside]
-    return np.asarray(pos[table.rids[pos] == rids[inside]], np.int64)
