@@ -510,7 +510,7 @@ _DISK_READ = 200
 def _reader(data: np.ndarray) -> Any:
     """A FAISS reader over the mapped file's bytes, a slice at a time: a copy of the whole
     serialised index beside the index being built from it would double the peak memory."""
-    view = memoryview(data.view(np.uint8).reshape(-1))
+    view = data.view(np.uint8).reshape(-1).data
     at = 0
 
     def read(size: int) -> bytes:
