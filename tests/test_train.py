@@ -140,6 +140,24 @@ def test_other_objectives(tmp_path: Path, tiny: Path, shape: str) -> None:
         assert report.loss.startswith("CosineSimilarityLoss") and report.train_rows == 72
 
 
+def test_bf16_training_and_its_choice(tmp_path: Path, tiny: Path) -> None:
+    """precision="bf16" trains under autocast (noted in the report; the saved weights stay fp32
+    and load as usual); "auto" is bf16 exactly where the CPU computes it natively."""
+    from embedbox import hardware
+    from embedbox.tasks import train_loop
+
+    data = _jsonl(tmp_path / "pairs.jsonl", _pairs())
+    report = train(str(tiny), data, tmp_path / "out", precision="bf16", **FAST)
+    assert any("bf16 autocast" in note for note in report.notes)
+    assert report.steps == 5 and set(report.after) == set(report.before)
+    vec = Embedder(str(tmp_path / "out"), compute="fp32").embed(["a cat"])
+    assert vec.dtype == np.float32 and np.isfinite(vec).all()
+    assert train_loop.uses_bf16("auto") is hardware.cpu_has_fast_bf16()
+    assert not train_loop.uses_bf16("fp32") and train_loop.uses_bf16("bf16")
+    with pytest.raises(InputError, match="precision must be auto, fp32 or bf16"):
+        train(str(tiny), data, tmp_path / "bad", precision="fp16", **FAST)
+
+
 def test_mined_hard_negatives_and_the_cli(
     tmp_path: Path, tiny: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -65,6 +65,9 @@ def train_command(
     ),
     max_seq_length: int | None = typer.Option(None, "--max-seq-length", help="Token limit."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    precision: str = typer.Option(
+        "auto", "--precision", help="auto | fp32 | bf16 (autocast; auto: where native)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for the split, shuffling and init."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier output."),
     keep_checkpoints: bool = typer.Option(
@@ -104,6 +107,7 @@ def train_command(
         mine_negatives=mine_negatives,
         max_seq_length=max_seq_length,
         threads=threads,
+        precision=precision,  # type: ignore[arg-type]  # checked by TrainOptions.check
         seed=seed,
         overwrite=overwrite,
         keep_checkpoints=keep_checkpoints,

@@ -138,6 +138,8 @@ def _fit(run: _Run, progress: Progress | None, callbacks: Sequence[Any]) -> Trai
     model = loop.load_model(run.base_path, opts.max_seq_length)
     planned = loop.plan(model, run.train, opts)
     run.notes += planned.notes
+    if loop.uses_bf16(opts.precision):
+        run.notes.append("trained under bf16 autocast (weights and optimiser state in fp32)")
     resume = loop.last_checkpoint(folder) if run.saved is not None else None
     outcome = loop.run(
         model, planned, loop.HeldOut(run.held, run.train), opts, folder, resume, progress, callbacks

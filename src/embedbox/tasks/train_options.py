@@ -13,10 +13,11 @@ from typing import Any, Literal
 from embedbox.errors import InputError
 from embedbox.tasks.train_data import Fields, Objective
 
-__all__ = ["Keep", "LabelLoss", "TrainOptions", "TrainReport"]
+__all__ = ["Keep", "LabelLoss", "Precision", "TrainOptions", "TrainReport"]
 
 LabelLoss = Literal["contrastive", "triplet"]
 Keep = Literal["best", "last"]
+Precision = Literal["auto", "fp32", "bf16"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,10 @@ class TrainOptions:
     vector sizes to train for (the full size is added). `label_loss` for labelled texts:
     "contrastive" (SetFit-style same/different-label pairs, `pairs_per_text` each) or "triplet"
     (batch-hard triplets). `mine_negatives`: give each (anchor, positive) pair a hard negative
-    found by searching the training positives with the base model.
+    found by searching the training positives with the base model. `precision`: "bf16" trains
+    under bf16 autocast (weights and optimiser stay fp32); "auto" picks it where the hardware
+    computes bf16 natively (a CPU with AVX-512 BF16 or AMX, a CUDA GPU that supports it), else
+    fp32.
     """
 
     objective: Objective | None = None
@@ -52,6 +56,7 @@ class TrainOptions:
     mine_negatives: bool = False
     max_seq_length: int | None = None
     threads: int | None = None
+    precision: Precision = "auto"
     seed: int = 0
     overwrite: bool = False
     keep_checkpoints: bool = False
@@ -80,6 +85,8 @@ class TrainOptions:
                 raise InputError(f"{limit} must be at least 1, got {count}")
         if self.keep not in ("best", "last"):
             raise InputError(f"keep must be 'best' or 'last', not {self.keep!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise InputError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
         if self.label_loss not in ("contrastive", "triplet"):
             raise InputError(f"label_loss must be contrastive or triplet, not {self.label_loss!r}")
         if self.patience is not None and self.keep != "best":
