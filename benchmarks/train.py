@@ -82,6 +82,7 @@ def main() -> None:
         help="sts: pick the checkpoint on 10%% carved from train, or on STS-B's dev split.",
     )
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     parser.add_argument(
         "--no-curve", action="store_true", help="Skip the test score at each evaluation (timing)."
     )
@@ -173,6 +174,7 @@ def main() -> None:
         label_loss=args.label_loss,
         pairs_per_text=args.pairs_per_text,
         threads=args.threads,
+        precision=args.precision,
         eval_data=eval_data,
         callbacks=[] if args.no_curve else [TestCurve()],
     )
