@@ -16,8 +16,9 @@ recall@10 >= 0.95 (HNSW ef, IVF probes, ...), p50 / p95 latency with ids only an
 recall, filtered recall and p50 at 1 % (`grp == 7`), 10 % (`grp < 10`) and 50 % (`grp < 50`)
 of the rows against exact filtered search, each filter's p50 over the unfiltered one from
 queries that take turns (robust to a shared machine's drifting speed), and peak RSS after the
-vector queries (the whole process: interpreter, libraries, index) and after the text queries. Rounds alternate the stores'
-order; the table keeps each store's fastest round, and ratios to FAISS are per round.
+vector queries (the whole process: interpreter, libraries, index) and after the text queries.
+Rounds alternate the stores' order; the table keeps each store's fastest round, and ratios to
+FAISS are per round.
 """
 
 from __future__ import annotations

@@ -496,10 +496,10 @@ class AnnIndex:
 
 
 def hnsw_step(dim: int) -> float:
-    """How many vectors of `dim` floats one HNSW beam step (efSearch 1) costs as many exact
-    scores. A step is mostly random reads of neighbours, which cost about the same at any
-    width; an exact score is a sequential read that grows with `dim` (FAISS, M 16, one thread:
-    1.5 us a step against 7.4 ns a row at 50 dims, 185 rows; 2.8 us against 64 ns at 384, 44)."""
+    """The cost of one HNSW beam step (efSearch 1), in exact scores of `dim`-float vectors. A
+    step is mostly random reads of neighbours, which cost about the same at any width; an exact
+    score is a sequential read that grows with `dim` (FAISS, M 16, one thread: 1.5 us a step
+    against 7.4 ns a row at 50 dims, 185 rows; 2.8 us against 64 ns at 384, 44)."""
     return 25 + 7500 / max(dim, 1)
 
 

@@ -174,7 +174,7 @@ def int8_backend(
         # int8 kernels (and whether they compile) differ between CPUs: the verdict is per machine
         "cpu_flags": sorted(hardware.cpu_flags() & set(int8.KERNEL_FLAGS)),
         "isa_cap": isa_cap,
-        "float_hint": openvino.int8_hint(),  # the gate measures the model as it will run
+        "float_hint": openvino.precision_hint("int8"),  # the gate measures the model as it will run
     }
     folder = ir_folder(enc, "int8", extra)
     entry = cache.read_entry(folder)

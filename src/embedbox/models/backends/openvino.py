@@ -20,14 +20,17 @@ from embedbox import hardware
 from embedbox.models.backends.errors import BackendUnavailable
 
 EXTRA = "embedbox[openvino]"
-_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+COMPUTES = ("fp32", "bf16", "int8")
 
 
-def int8_hint() -> str:
-    """The precision of what int8 leaves in float (attention, normalisation, the matmuls the
-    recipe keeps): bf16 where the CPU computes it natively (on an AVX-512 BF16 EPYC, 743 -> 812
-    texts/s, mean cosine to fp32 0.99828 either way), else f32."""
-    return "bf16" if hardware.cpu_has_fast_bf16() else "f32"
+def precision_hint(compute: str) -> str:
+    """The plugin's INFERENCE_PRECISION_HINT for a compute. For int8 it sets what the model
+    leaves in float (attention, normalisation, the matmuls the recipe keeps): bf16 where the CPU
+    computes it natively (on an AVX-512 BF16 EPYC, 743 -> 812 texts/s, mean cosine to fp32
+    0.99828 either way), else f32."""
+    if compute == "int8":
+        return "bf16" if hardware.cpu_has_fast_bf16() else "f32"
+    return "bf16" if compute == "bf16" else "f32"
 
 
 def available() -> bool:
@@ -131,11 +134,11 @@ class OpenVINOBackend:
 
     def __init__(self, model: Any, compute: str, threads: int | None = None) -> None:
         ov = require()
-        if compute not in _HINTS:
+        if compute not in COMPUTES:
             raise BackendUnavailable(f"backend 'openvino' has no compute {compute!r}")
         self.compute = compute
         config = {
-            "INFERENCE_PRECISION_HINT": int8_hint() if compute == "int8" else _HINTS[compute],
+            "INFERENCE_PRECISION_HINT": precision_hint(compute),
             "PERFORMANCE_HINT": "LATENCY",  # one stream over all threads: one caller at a time
             "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
         }
