@@ -54,14 +54,14 @@ pytest: install-dev
 # that only holds at fp32 precision fails here even on a CPU without native bf16 (and on one
 # with it, `auto` measures fp32 against bf16 and may keep fp32).
 pytest-bf16: install-dev
-	EMBEDBOX_CPU_COMPUTE=bf16 $(PY) -m pytest -q -n 2 -m numerics
+	EMBEDBOX_CPU_COMPUTE=bf16 $(PY) -m pytest -q -n 2 -m numerics --durations=10
 
 # And as on an AVX2-only CPU (fp32, oneDNN capped to AVX2): between the runs each numerics test
 # meets both compute paths on any CI machine. On a CPU without AVX-512 the cap changes nothing.
 pytest-avx2: install-dev
 	@if ! grep -qw avx512f /proc/cpuinfo; \
 	then echo "pytest-avx2: skipped, the CPU has no AVX-512 (the pytest run was on AVX2)"; \
-	else ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -m pytest -q -n 2 -m numerics; fi
+	else ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -m pytest -q -n 2 -m numerics --durations=10; fi
 
 test: lint typecheck pytest pytest-bf16 pytest-avx2
 
